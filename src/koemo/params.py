@@ -1,0 +1,16 @@
+"""Reading params.yaml: stages call `load_params()` and take the sections they declare in dvc.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run stages from the repository root (dvc repro does).")
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
