@@ -1,0 +1,233 @@
+"""Reader for the AI Hub "감정 분류를 위한 대화 음성 데이터셋" CSV releases (and the demo corpus, same format).
+
+Every CSV row read ends up either in the manifest or in the drop list with a reason; the caller can
+assert `kept + dropped == read`. Headers are matched with whitespace removed because the releases
+disagree (`4번감정세기` vs `4번 감정세기`); encodings are detected (cp949, utf-8, utf-8-sig).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from koemo.emotions import normalize_emotion
+
+N_ANNOTATORS = 5
+# Canonical column → AI Hub header with all whitespace removed.
+HEADER_MAP = {
+    "wav_id": "wav_id",
+    "text": "발화문",
+    "situation": "상황",
+    **{f"emotion_{i}": f"{i}번감정" for i in range(1, N_ANNOTATORS + 1)},
+    **{f"intensity_{i}": f"{i}번감정세기" for i in range(1, N_ANNOTATORS + 1)},
+    "age": "나이",
+    "gender": "성별",
+}
+REQUIRED = ["wav_id", "text"] + [f"{kind}_{i}" for i in range(1, N_ANNOTATORS + 1) for kind in ("emotion", "intensity")]
+OPTIONAL = ["situation", "age", "gender"]
+DROP_REASONS = (
+    "empty_wav_id",
+    "empty_text",
+    "unknown_emotion",
+    "bad_intensity",
+    "duplicate_wav_id",
+    "missing_wav",
+    "unreadable_wav",
+)
+# Raw download names (`4차_14606.csv`) → the release names most users rename them to.
+_RAW_RELEASE = {"4차": "4차년도", "5차": "5차년도"}
+
+
+class NotAnAIHubCSV(ValueError):
+    """A CSV below the data directory that lacks the AI Hub columns."""
+
+
+@dataclass
+class ReadResult:
+    manifest: pd.DataFrame
+    dropped: pd.DataFrame
+    files: list[dict] = field(default_factory=list)
+
+    @property
+    def rows_read(self) -> int:
+        return sum(f["rows"] for f in self.files)
+
+
+def release_name(csv_path: Path) -> str:
+    """`5차년도_2차_19374.csv` → `5차년도_2차`; `4차_14606.csv` → `4차년도`."""
+    stem = re.sub(r"_\d{3,}$", "", csv_path.stem)
+    return _RAW_RELEASE.get(stem, stem)
+
+
+def decode_bytes(raw: bytes) -> tuple[str, str]:
+    """Return (text, encoding): utf-8-sig if a BOM is present, else utf-8 if valid, else cp949."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return raw[3:].decode("utf-8"), "utf-8-sig"
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp949"), "cp949"
+    except UnicodeDecodeError as err:
+        raise NotAnAIHubCSV(f"cannot decode as utf-8 or cp949 (bad byte at offset {err.start})") from err
+
+
+def read_release_csv(path: Path) -> tuple[pd.DataFrame, str]:
+    """Read one release CSV into canonical columns (all strings) plus `source_row` (1-based file line)."""
+    try:
+        text, encoding = decode_bytes(path.read_bytes())
+    except NotAnAIHubCSV as err:
+        raise NotAnAIHubCSV(f"{path}: {err}. Re-save it as cp949 or UTF-8, or move it out of data.aihub_dir.") from None
+    frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=False)
+    by_squeezed = {re.sub(r"\s+", "", str(col)): col for col in frame.columns}
+    missing = [HEADER_MAP[c] for c in REQUIRED if HEADER_MAP[c] not in by_squeezed]
+    if missing:
+        raise NotAnAIHubCSV(
+            f"{path} is not an AI Hub emotion CSV: missing column(s) {missing} (found {list(frame.columns)[:8]}). "
+            "Move it out of data.aihub_dir, or point data.aihub_dir at the directory holding only the release "
+            "CSVs (4차년도.csv, 5차년도.csv, 5차년도_2차.csv) and their wavs."
+        )
+    out = pd.DataFrame(
+        {col: frame[by_squeezed[HEADER_MAP[col]]].str.strip() if HEADER_MAP[col] in by_squeezed else "" for col in REQUIRED + OPTIONAL}
+    )
+    out["source_row"] = np.arange(2, len(out) + 2)  # line 1 is the header
+    return out, encoding
+
+
+def index_wavs(root: Path) -> dict[str, Path]:
+    """Map wav stem → path for every `*.wav` below root (first in sorted order wins)."""
+    found: dict[str, Path] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if name.lower().endswith(".wav"):
+                found.setdefault(name[:-4], Path(dirpath) / name)
+    return found
+
+
+def find_release_csvs(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() == ".csv")
+
+
+def _display_path(path: Path) -> str:
+    """Relative to the working directory (the repo root under DVC) when below it, else absolute."""
+    path = Path(os.path.abspath(path))
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _row_problem(row: dict) -> tuple[str, str] | None:
+    if not row["wav_id"]:
+        return "empty_wav_id", ""
+    if not row["text"]:
+        return "empty_text", ""
+    for i in range(1, N_ANNOTATORS + 1):
+        if normalize_emotion(row[f"emotion_{i}"]) is None:
+            return "unknown_emotion", f"{i}번 감정={row[f'emotion_{i}']!r}"
+        value = row[f"intensity_{i}"]
+        try:
+            number = float(value)
+        except ValueError:
+            return "bad_intensity", f"{i}번 감정세기={value!r}"
+        if not number.is_integer() or not 0 <= number <= 2:
+            return "bad_intensity", f"{i}번 감정세기={value!r} (expected 0, 1 or 2)"
+    return None
+
+
+def read_aihub_dir(root: str | os.PathLike) -> ReadResult:
+    """Read every release CSV below `root`, validate rows, locate wavs; nothing is lost silently."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"data.aihub_dir {root} does not exist. Put the AI Hub release CSVs and unzipped wav folders there, "
+            "or run with -S data.aihub_dir=/path/to/your/copy (or -S data.source=demo for the demo corpus)."
+        )
+    csvs = find_release_csvs(root)
+    if not csvs:
+        xlsx = sorted(root.rglob("*.xlsx"))
+        hint = f" Found {len(xlsx)} .xlsx file(s): save them as CSV first." if xlsx else ""
+        raise FileNotFoundError(f"No release CSV found below {root}.{hint} Expected e.g. 5차년도_2차.csv with its wavs.")
+    wavs = index_wavs(root)
+
+    kept_rows, drops, files = [], [], []
+    seen_ids: set[str] = set()
+    for csv_path in csvs:
+        frame, encoding = read_release_csv(csv_path)
+        source = _display_path(csv_path)
+        release = release_name(csv_path)
+        kept_here = 0
+        for row in frame.to_dict("records"):
+            problem = _row_problem(row)
+            wav = None
+            if problem is None and row["wav_id"] in seen_ids:
+                problem = ("duplicate_wav_id", "")
+            if problem is None:
+                wav = wavs.get(row["wav_id"])
+                if wav is None:
+                    problem = ("missing_wav", f"{row['wav_id']}.wav not found below {root}")
+            if problem is None:
+                try:
+                    info = sf.info(str(wav))
+                except Exception as err:  # soundfile raises several types for broken headers
+                    problem = ("unreadable_wav", f"{_display_path(wav)}: {err}")
+            if problem is not None:
+                drops.append({"source_file": source, "source_row": row["source_row"], "wav_id": row["wav_id"],
+                              "reason": problem[0], "detail": problem[1]})
+                continue
+            seen_ids.add(row["wav_id"])
+            kept_here += 1
+            kept_rows.append({**row, "release": release, "source_file": source, "wav_path": _display_path(wav),
+                              "sample_rate": int(info.samplerate), "duration_s": float(info.duration)})
+        files.append({"file": source, "release": release, "encoding": encoding, "rows": len(frame), "kept": kept_here})
+
+    manifest = _finish_manifest(pd.DataFrame(kept_rows))
+    dropped = pd.DataFrame(drops, columns=["source_file", "source_row", "wav_id", "reason", "detail"])
+    result = ReadResult(manifest, dropped, files)
+    assert len(manifest) + len(dropped) == result.rows_read, "every row read must be kept or dropped"
+    return result
+
+
+def _finish_manifest(frame: pd.DataFrame) -> pd.DataFrame:
+    columns = (["wav_id", "text", "situation", "release", "source_file", "source_row", "wav_path"]
+               + [f"emotion_{i}" for i in range(1, N_ANNOTATORS + 1)]
+               + [f"intensity_{i}" for i in range(1, N_ANNOTATORS + 1)]
+               + ["age", "gender", "sample_rate", "duration_s"])
+    if frame.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+    for i in range(1, N_ANNOTATORS + 1):
+        frame[f"emotion_{i}"] = frame[f"emotion_{i}"].map(normalize_emotion)
+        frame[f"intensity_{i}"] = frame[f"intensity_{i}"].astype(float).astype("int64")
+    frame["situation"] = frame["situation"].map(normalize_emotion)
+    frame["age"] = pd.to_numeric(frame["age"], errors="coerce").round().astype("Int64")
+    frame["source_row"] = frame["source_row"].astype("int64")
+    return frame[columns].sort_values("wav_id", kind="stable").reset_index(drop=True)
+
+
+def summarize(result: ReadResult, source: str) -> dict:
+    """The corpus stage's metrics: what was read, kept and dropped (by reason), per file and release."""
+    manifest = result.manifest
+    reasons = Counter(result.dropped["reason"])
+    return {
+        "source": source,
+        "files": result.files,
+        "rows_read": result.rows_read,
+        "rows_kept": len(manifest),
+        "rows_dropped": len(result.dropped),
+        "dropped_by_reason": {reason: reasons.get(reason, 0) for reason in DROP_REASONS},
+        "kept_by_release": manifest.groupby("release").size().to_dict() if len(manifest) else {},
+        "distinct_texts": int(manifest["text"].nunique()) if len(manifest) else 0,
+        "audio_hours": float(manifest["duration_s"].sum() / 3600) if len(manifest) else 0.0,
+        "sample_rates": {str(k): int(v) for k, v in manifest["sample_rate"].value_counts().sort_index().items()},
+        "age_missing": int(manifest["age"].isna().sum()) if len(manifest) else 0,
+    }

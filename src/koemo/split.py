@@ -1,0 +1,94 @@
+"""The one leakage-safe split every model shares: a held-out test set plus K folds over the rest.
+
+Rows are grouped so that the same normalised sentence (and, optionally, the same speaker proxy
+나이+성별) never sits on two sides; within that constraint the split is stratified by label.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+GROUP_BY = ("sentence", "speaker", "sentence+speaker")
+_NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalize_sentence(text: str) -> str:
+    """NFKC, lower-case, punctuation and spaces removed: `괜찮아요.` and `괜찮아 요!` are one sentence."""
+    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", str(text)).lower())
+
+
+def _components(keys: list[np.ndarray]) -> np.ndarray:
+    """Connected components of rows that share any key (union-find); returns a component id per row."""
+    rows = len(keys[0])
+    parent = np.arange(rows)
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for key in keys:
+        first_with: dict = {}
+        for row, value in enumerate(key):
+            if value in first_with:
+                a, b = find(row), find(first_with[value])
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+            else:
+                first_with[value] = row
+    roots = np.array([find(i) for i in range(rows)])
+    _, component = np.unique(roots, return_inverse=True)
+    return component
+
+
+def make_groups(frame: pd.DataFrame, group_by: str) -> pd.Series:
+    if group_by not in GROUP_BY:
+        raise ValueError(f"split.group_by={group_by!r}; choose one of {GROUP_BY}")
+    sentence = frame["text"].map(normalize_sentence).to_numpy()
+    speaker = (frame["age"].astype("string").fillna("?") + "|" + frame["gender"].astype("string").fillna("?")).to_numpy()
+    if group_by == "sentence":
+        return pd.Series(sentence, index=frame.index, name="group")
+    if group_by == "speaker":
+        return pd.Series(speaker, index=frame.index, name="group")
+    component = _components([sentence, speaker])
+    largest = np.bincount(component).max() / len(component)
+    if largest > 0.5:
+        raise ValueError(
+            f"split.group_by=sentence+speaker joins {largest:.0%} of rows into one group (speaker proxies are shared "
+            "across many sentences), so no test set can be held out. Use split.group_by=sentence or speaker."
+        )
+    return pd.Series([f"c{c}" for c in component], index=frame.index, name="group")
+
+
+def assign_split(labels: pd.Series, groups: pd.Series, test_size: float, folds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (split, fold): 'test' rows get fold -1; train rows get 0..folds-1. Groups never straddle."""
+    if not 0 < test_size < 1:
+        raise ValueError(f"split.test_size must be in (0, 1), got {test_size}")
+    if folds < 2:
+        raise ValueError(f"split.folds must be >= 2, got {folds}")
+    y = labels.to_numpy()
+    g = groups.to_numpy()
+    n_test_splits = max(2, int(round(1 / test_size)))
+    outer = StratifiedGroupKFold(n_splits=n_test_splits, shuffle=True, random_state=seed)
+    train_idx, test_idx = next(outer.split(np.zeros(len(y)), y, g))
+    split = np.full(len(y), "train", dtype=object)
+    split[test_idx] = "test"
+    fold = np.full(len(y), -1, dtype=np.int64)
+    inner = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed + 1)
+    for k, (_, held) in enumerate(inner.split(np.zeros(len(train_idx)), y[train_idx], g[train_idx])):
+        fold[train_idx[held]] = k
+    return split, fold
+
+
+def check_no_leak(frame: pd.DataFrame) -> None:
+    """Raise if a group appears in more than one of {test, fold 0, ..., fold K-1}."""
+    sides = frame.groupby("group")["fold"].nunique()
+    leaking = sides[sides > 1]
+    if len(leaking):
+        raise AssertionError(f"{len(leaking)} group(s) straddle split sides, e.g. {leaking.index[0]!r}")
