@@ -1,0 +1,129 @@
+"""Pooled sentence embeddings, fast: tokenise once, sort by length, pad each batch only to its own longest.
+
+Masked pooling ignores padding and padding never reaches real tokens through attention, so a sentence's
+vector does not depend on which batch it lands in (up to float rounding), and sorting is safe.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def resolve_device(name: str = "auto"):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast_dtype(device) -> Any:
+    """bf16 where the GPU supports it, else fp16; None on CPU (fp32 keeps CPU runs reproducible)."""
+    import torch
+
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+    """Indices grouped into batches of similar length, longest first (a GPU out-of-memory shows at once)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def pad_batch(ids: Sequence[Sequence[int]], pad_id: int, length: int | None = None):
+    """Right-padded `input_ids` and `attention_mask` tensors, `length` wide (default: the longest row)."""
+    import torch
+
+    width = length if length is not None else max(len(row) for row in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, row in enumerate(ids):
+        input_ids[i, :len(row)] = torch.as_tensor(row, dtype=torch.long)
+        mask[i, :len(row)] = 1
+    return input_ids, mask
+
+
+def pool(hidden, mask, pooling: str):
+    """[batch, tokens, dim] → [batch, dim] float32: the first token, or the mean over unmasked tokens."""
+    hidden = hidden.float()
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "mean":
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+    raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+
+
+def embed_ids(model, ids: Sequence[Sequence[int]], pad_id: int, pooling: str, batch_size: int,
+              device=None, progress: bool = True, desc: str = "embedding") -> np.ndarray:
+    """float32 [len(ids), hidden] in input order."""
+    import torch
+    from tqdm import tqdm
+
+    device = device if device is not None else resolve_device()
+    dim = int(model.config.hidden_size)
+    result = np.zeros((len(ids), dim), dtype=np.float32)
+    if not len(ids):
+        return result
+    model.to(device).eval()
+    amp = autocast_dtype(device)
+    batches = length_sorted_batches([len(row) for row in ids], batch_size)
+    with torch.inference_mode(), torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None):
+        for batch in tqdm(batches, desc=desc, unit="batch", disable=not progress):
+            input_ids, mask = pad_batch([ids[i] for i in batch], pad_id)
+            input_ids = input_ids.to(device, non_blocking=True)
+            mask = mask.to(device, non_blocking=True)
+            hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+            result[batch] = pool(hidden, mask, pooling).cpu().numpy()
+    return result
+
+
+def embed_texts(encoder, texts: Sequence[str], batch_size: int, device=None, progress: bool = True) -> np.ndarray:
+    """Embed `texts` with a loaded `registry.Encoder`."""
+    return embed_ids(encoder.model, encoder.encode(list(texts)), encoder.pad_id, encoder.pooling, batch_size,
+                     device=device, progress=progress, desc=f"embedding ({encoder.name})")
+
+
+def embed_labels(labels: pd.DataFrame, encoder, batch_size: int, device=None, progress: bool = True):
+    """One row per labels row (labels order); each distinct text is embedded once and mapped back.
+
+    Returns (embeddings, index frame `wav_id,row`, deterministic metrics, runtime figures).
+    """
+    import torch
+
+    device = device if device is not None else resolve_device()
+    codes, unique_texts = pd.factorize(labels["text"].astype(str), sort=True)
+    ids = encoder.encode(list(unique_texts))
+    start = time.perf_counter()
+    unique_vectors = embed_ids(encoder.model, ids, encoder.pad_id, encoder.pooling, batch_size, device=device,
+                               progress=progress, desc=f"embedding ({encoder.name})")
+    seconds = time.perf_counter() - start
+    embeddings = unique_vectors[codes] if len(codes) else np.zeros((0, encoder.dim), dtype=np.float32)
+    index = pd.DataFrame({"wav_id": labels["wav_id"].astype(str).to_numpy(), "row": np.arange(len(labels), dtype=np.int64)})
+    metrics = {
+        "encoder": encoder.name,
+        "source": encoder.source,
+        "architecture": encoder.architecture,
+        "rows": int(len(labels)),
+        "unique_texts": int(len(unique_texts)),
+        "dim": encoder.dim,
+        "pooling": encoder.pooling,
+        "max_length": encoder.max_length,
+        "texts_at_max_length": int(sum(len(row) >= encoder.max_length for row in ids)),  # possibly truncated
+        "mean_tokens": float(np.mean([len(row) for row in ids])) if ids else 0.0,
+    }
+    runtime = {
+        "seconds": seconds,
+        "sentences_per_second": len(unique_texts) / seconds if seconds > 0 else None,
+        "device": str(device) if device.type != "cuda" else f"cuda ({torch.cuda.get_device_name(device)})",
+        "autocast": str(autocast_dtype(device)).replace("torch.", "") if autocast_dtype(device) else "off",
+    }
+    return embeddings, index, metrics, runtime

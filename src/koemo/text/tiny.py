@@ -1,0 +1,112 @@
+"""Tiny random-init BERT / RoBERTa / ELECTRA encoders with tokenizers trained on the corpus training split.
+
+They stand in for KoBERT, KLUE-RoBERTa and KoELECTRA where no weights can be downloaded (the demo, the
+tests): the same `transformers` architecture classes and loading path, but random weights, so their
+embeddings carry no pretrained knowledge. Each directory gets a `koemo_encoder.json` marker with
+source "local-tiny" so no output can mistake them for the real models. Same texts + params → byte-identical
+files: tokenizer ids are canonicalised (the WordPiece trainer numbers its "##" alphabet in hash order)
+and weights come from a seeded generator.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from koemo.io import write_json
+from koemo.text.registry import MARKER
+
+TINY_ENCODERS = {"tiny-bert": "bert", "tiny-roberta": "roberta", "tiny-electra": "electra"}
+WORDPIECE_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+BPE_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+MAX_POSITIONS = 512
+
+
+def train_wordpiece_vocab(texts: Sequence[str], vocab_size: int) -> dict[str, int]:
+    """A cased WordPiece vocabulary (no accent stripping: NFD would split Hangul into jamo)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(list(texts), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=WORDPIECE_SPECIALS,
+                                                                   show_progress=False))
+    learned = sorted(set(tok.get_vocab()) - set(WORDPIECE_SPECIALS), key=lambda t: (t.startswith("##"), t))
+    return {token: i for i, token in enumerate([*WORDPIECE_SPECIALS, *learned])}
+
+
+def train_byte_bpe(texts: Sequence[str], vocab_size: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A byte-level BPE vocabulary + merges, as RoBERTa uses (its trainer numbers tokens deterministically)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.train_from_iterator(list(texts), trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=BPE_SPECIALS,
+                                                             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                                             show_progress=False))
+    model = json.loads(tok.to_str())["model"]
+    return dict(model["vocab"]), [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+
+
+def _tokenizer(kind: str, texts: Sequence[str], vocab_size: int):
+    from transformers import BertTokenizer, RobertaTokenizer
+
+    if kind == "roberta":
+        vocab, merges = train_byte_bpe(texts, vocab_size)
+        return RobertaTokenizer(vocab=vocab, merges=merges, add_prefix_space=False, model_max_length=MAX_POSITIONS)
+    vocab = train_wordpiece_vocab(texts, vocab_size)
+    return BertTokenizer(vocab=vocab, do_lower_case=False, strip_accents=False, model_max_length=MAX_POSITIONS)
+
+
+def _model(kind: str, vocab_size: int, pad_id: int, params: Mapping[str, Any]):
+    from transformers import BertConfig, BertModel, ElectraConfig, ElectraModel, RobertaConfig, RobertaModel
+
+    shape = dict(vocab_size=vocab_size, hidden_size=int(params["hidden_size"]), num_hidden_layers=int(params["layers"]),
+                 num_attention_heads=int(params["heads"]), intermediate_size=4 * int(params["hidden_size"]),
+                 pad_token_id=pad_id)
+    if kind == "bert":
+        return BertModel(BertConfig(max_position_embeddings=MAX_POSITIONS, **shape))
+    if kind == "electra":
+        return ElectraModel(ElectraConfig(embedding_size=int(params["hidden_size"]), max_position_embeddings=MAX_POSITIONS, **shape))
+    # RoBERTa numbers positions from pad_id + 1, hence the two extra rows.
+    return RobertaModel(RobertaConfig(max_position_embeddings=MAX_POSITIONS + pad_id + 1, type_vocab_size=1,
+                                      bos_token_id=0, eos_token_id=2, **shape))
+
+
+def build_tiny_encoder(name: str, texts: Sequence[str], params: Mapping[str, Any], out_dir: str | Path) -> dict[str, Any]:
+    """Write one tiny encoder (model + tokenizer + marker) into `out_dir`; return its description."""
+    import torch
+
+    kind = TINY_ENCODERS[name]
+    texts = sorted(set(texts))
+    if not texts:
+        raise ValueError(f"{name}: no training-split text to train a tokenizer on")
+    tokenizer = _tokenizer(kind, texts, int(params["vocab_size"]))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(params["seed"]))
+        model = _model(kind, len(tokenizer), int(tokenizer.pad_token_id), params)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    info = {
+        "source": "local-tiny",
+        "architecture": type(model).__name__,
+        "description": f"random-init {type(model).__name__} with a tokenizer trained on the corpus training split; "
+                       "not a pretrained model, so its embeddings carry no language knowledge",
+        "vocab_size": len(tokenizer),
+        "hidden_size": int(model.config.hidden_size),
+        "layers": int(model.config.num_hidden_layers),
+        "heads": int(model.config.num_attention_heads),
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "train_texts": len(texts),
+        "seed": int(params["seed"]),
+    }
+    write_json(out / MARKER, info)
+    return info
+
+
+def build_tiny_encoders(texts: Sequence[str], params: Mapping[str, Any], out_root: str | Path) -> dict[str, dict[str, Any]]:
+    """All of `TINY_ENCODERS` under `out_root/<name>/`."""
+    return {name: build_tiny_encoder(name, texts, params, Path(out_root) / name) for name in TINY_ENCODERS}

@@ -1,0 +1,55 @@
+"""A Hugging Face hub cache built on disk, so real hub ids load with the hub unreachable.
+
+`HFCache.install(repo_id, files_dir)` lays files out exactly as `huggingface_hub` does:
+`models--org--name/blobs/<hash>`, `snapshots/<commit>/<file>` symlinks to the blobs, `refs/main` naming the
+commit. The `hf_cache` fixture points HF_HOME / HF_HUB_CACHE at an empty temp cache and sets HF_HUB_OFFLINE=1;
+reuse it for any model family (text encoders, wav2vec2, …).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+
+class HFCache:
+    def __init__(self, home: Path):
+        self.home = home
+        self.hub = home / "hub"
+        self.hub.mkdir(parents=True, exist_ok=True)
+
+    def install(self, repo_id: str, files_dir: str | os.PathLike, commit: str | None = None) -> Path:
+        """Copy every file under `files_dir` into the cache as `repo_id`'s main revision; returns the snapshot dir."""
+        files = sorted(p for p in Path(files_dir).rglob("*") if p.is_file())
+        if not files:
+            raise ValueError(f"{files_dir}: nothing to install as {repo_id}")
+        repo = self.hub / f"models--{repo_id.replace('/', '--')}"
+        digests = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+        if commit is None:
+            listing = "".join(f"{p.relative_to(files_dir).as_posix()}:{digests[p]}\n" for p in files)
+            commit = hashlib.sha1(listing.encode()).hexdigest()
+        snapshot = repo / "snapshots" / commit
+        for path in files:
+            blob = repo / "blobs" / digests[path]
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            blob.write_bytes(path.read_bytes())
+            link = snapshot / path.relative_to(files_dir)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(os.path.relpath(blob, link.parent))
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+        return snapshot
+
+
+@pytest.fixture
+def hf_cache(tmp_path, monkeypatch) -> HFCache:
+    """An empty offline HF cache in a temp HF_HOME (the hub is never contacted)."""
+    cache = HFCache(tmp_path / "hf_home")
+    monkeypatch.setenv("HF_HOME", str(cache.home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache.hub))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    return cache
