@@ -1,0 +1,73 @@
+"""A throwaway copy of this repository as its own git + DVC project, for end-to-end pipeline tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+class PipelineRepo:
+    def __init__(self, root: Path):
+        self.root = root
+        self.env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                    "PYTHONPATH": str(root / "src"), "DVC_NO_ANALYTICS": "1", "PYTHONHASHSEED": "0"}
+
+    @classmethod
+    def copy_of_this_repo(cls, dest: Path) -> "PipelineRepo":
+        files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
+                               capture_output=True).stdout.decode().split("\0")
+        for name in filter(None, files):
+            src = REPO / name
+            if src.is_file() and not name.startswith(("metrics/", "dvc.lock")):
+                (dest / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest / name)
+        repo = cls(dest)
+        repo.git("init", "-q")
+        repo.git("config", "user.email", "e2e@koemo.test")
+        repo.git("config", "user.name", "koemo e2e")
+        repo.commit("copy")
+        return repo
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run(list(args), cwd=self.root, env=self.env, capture_output=True, text=True)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+        return done
+
+    def git(self, *args: str) -> subprocess.CompletedProcess:
+        return self.run("git", *args)
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run(str(BIN / "dvc"), *args, check=check)
+
+    def commit(self, message: str) -> None:
+        self.git("add", "-A")
+        self.git("commit", "-qm", message, "--allow-empty")
+
+    def set_params(self, **sections) -> None:
+        """Deep-merge {section: {key: value}} into params.yaml."""
+        path = self.root / "params.yaml"
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for section, values in sections.items():
+            if isinstance(values, dict):
+                params.setdefault(section, {}).update(values)
+            else:
+                params[section] = values
+        path.write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+    def metrics(self, stage: str) -> dict:
+        return json.loads((self.root / "metrics" / f"{stage}.json").read_text(encoding="utf-8"))
+
+    def status_is_clean(self, *targets: str) -> bool:
+        """`dvc status` of the targets and everything upstream (the whole pipeline without targets)."""
+        out = self.dvc("status", "--json", *(("--with-deps", *targets) if targets else ())).stdout.strip()
+        return json.loads(out or "{}") == {}
