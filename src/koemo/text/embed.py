@@ -7,27 +7,12 @@ vector does not depend on which batch it lands in (up to float rounding), and so
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-
-def resolve_device(name: str = "auto"):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def autocast_dtype(device) -> Any:
-    """bf16 where the GPU supports it, else fp16; None on CPU (fp32 keeps CPU runs reproducible)."""
-    import torch
-
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+from koemo.device import autocast_dtype, resolve_device  # noqa: F401  (re-exported for the stage)
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:

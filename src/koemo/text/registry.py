@@ -1,30 +1,22 @@
 """`encoders.<name>` in params → a loaded model + tokenizer, from a local `path` or the Hugging Face cache.
 
-Hub models are looked up in the cache first and downloaded only when the hub is allowed
-(HF_HUB_OFFLINE unset) and reachable; otherwise one `EncoderUnavailable` says which encoder, which hub id
-and how to provide it. Nothing runs remote code: models load with `AutoModel`, tokenizers with
-`AutoTokenizer` or, for KoBERT, from its `spiece.model` (see `sp_tokenizer`).
+Locating the weights (cache first, download only when allowed, one clear `EncoderUnavailable` otherwise) is
+`koemo.hub`'s, shared with the audio registry. Nothing runs remote code: models load with `AutoModel`,
+tokenizers with `AutoTokenizer` or, for KoBERT, from its `spiece.model` (see `sp_tokenizer`).
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
+
+from koemo.hub import MARKER, EncoderUnavailable, WeightsRef, describe_source, locate  # noqa: F401  (re-exported)
 
 POOLINGS = ("cls", "mean")
 TOKENIZER_KINDS = ("auto", "sentencepiece")
-MARKER = "koemo_encoder.json"  # written beside tiny encoders; says what they are (never a real model's name)
 # Enough to load a model + tokenizer; the .bin is fetched only when a repo has no safetensors.
-_HUB_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-              "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "*.safetensors", "*.safetensors.index.json"]
-_TRUE = {"1", "true", "yes", "on"}
-
-
-class EncoderUnavailable(RuntimeError):
-    """An encoder's weights are neither at its path, nor cached, nor downloadable."""
+_HUB_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+              "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "*.safetensors", "*.safetensors.index.json")
 
 
 @dataclass(frozen=True)
@@ -52,6 +44,10 @@ class EncoderSpec:
             raise ValueError(f"encoders.{name}.max_length={max_length}: needs room for [CLS], a token and [SEP]")
         return cls(name, hub_id or None, path or None, tokenizer, pooling, max_length)
 
+    def weights(self) -> WeightsRef:
+        return WeightsRef("Text encoder", "encoders", self.name, self.hub_id, self.path, "tiny_encoders", _HUB_FILES,
+                          files_hint="config.json, weights, tokenizer files")
+
 
 @dataclass
 class Encoder:
@@ -75,85 +71,14 @@ class Encoder:
         return type(self.model).__name__
 
 
-def hub_cache_dir() -> Path:
-    """The hub cache as the environment says now (huggingface_hub reads it only once, at import)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE)
-
-
-def hub_offline() -> bool:
-    from huggingface_hub import constants
-
-    env = (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or "").strip().lower()
-    return env in _TRUE or bool(constants.HF_HUB_OFFLINE)
-
-
-def _unavailable_message(spec: EncoderSpec, cache: Path, reason: str) -> str:
-    return (
-        f"Text encoder '{spec.name}' (hub id {spec.hub_id}) is not in the Hugging Face cache at {cache} "
-        f"and could not be downloaded: {reason}\n"
-        f"To provide it, either\n"
-        f"  - on a machine with internet run `hf download {spec.hub_id}` (older clients: "
-        f"`huggingface-cli download {spec.hub_id}`), copy that machine's HF_HOME (default ~/.cache/huggingface) "
-        f"here and point HF_HOME at it; or\n"
-        f"  - put the model's files (config.json, weights, tokenizer files) in a directory and set "
-        f"`encoders.{spec.name}.path` to it in params.yaml (or `dvc exp run -S encoders.{spec.name}.path=DIR`)."
-    )
-
-
-def resolve_hub(spec: EncoderSpec) -> Path:
-    """The cached snapshot directory of `spec.hub_id`, downloading the needed files when allowed."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError
-
-    cache = hub_cache_dir()
-    try:
-        return Path(snapshot_download(spec.hub_id, cache_dir=cache, local_files_only=True))
-    except OSError as err:
-        reason = f"not cached ({type(err).__name__})"
-    if hub_offline():
-        raise EncoderUnavailable(_unavailable_message(spec, cache, "HF_HUB_OFFLINE is set, so the hub was not asked."))
-    try:
-        snapshot = Path(snapshot_download(spec.hub_id, cache_dir=cache, allow_patterns=_HUB_FILES))
-        if not any(snapshot.glob("*.safetensors")):
-            snapshot = Path(snapshot_download(spec.hub_id, cache_dir=cache, allow_patterns=["pytorch_model.bin"]))
-        return snapshot
-    except (OSError, HfHubHTTPError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise EncoderUnavailable(_unavailable_message(spec, cache, f"{reason}; the hub said: {first_line}")) from err
-
-
-def resolve_path(spec: EncoderSpec) -> Path:
-    path = Path(spec.path)
-    if not (path / "config.json").is_file():
-        hint = ("it is built by the tiny_encoders stage: run `dvc repro tiny_encoders`"
-                if path.name.startswith("tiny-") else "point it at a directory holding config.json, weights and tokenizer files")
-        raise EncoderUnavailable(f"Text encoder '{spec.name}': encoders.{spec.name}.path = {spec.path} has no config.json; {hint}.")
-    return path
-
-
-def describe_source(spec: EncoderSpec, directory: Path) -> str:
-    """What the weights really are: the marker of a locally built model wins over any name or hub id."""
-    marker = directory / MARKER
-    if marker.is_file():
-        return str(json.loads(marker.read_text(encoding="utf-8"))["source"])
-    if spec.hub_id:
-        return spec.hub_id
-    return f"local:{spec.path}"
-
-
 def load_encoder(name: str, spec_params: Mapping[str, Any]) -> Encoder:
     """Load `encoders.<name>` in float32 eval mode (`path` wins over `hub_id` when both are set)."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
     spec = EncoderSpec.from_params(name, spec_params)
-    directory = resolve_path(spec) if spec.path else resolve_hub(spec)
+    ref = spec.weights()
+    directory = locate(ref)
     model = AutoModel.from_pretrained(directory, dtype=torch.float32)
     model.eval()
     if spec.tokenizer == "sentencepiece":
@@ -176,4 +101,4 @@ def load_encoder(name: str, spec_params: Mapping[str, Any]) -> Encoder:
         # RoBERTa derives position ids from the pad id; a mismatch would shift every position.
         raise ValueError(f"encoders.{name}: tokenizer pad id {pad_id} != model pad_token_id {config_pad}")
     return Encoder(name=name, model=model, encode=encode, tokenizer=tokenizer, pad_id=pad_id,
-                   pooling=spec.pooling, max_length=spec.max_length, source=describe_source(spec, directory))
+                   pooling=spec.pooling, max_length=spec.max_length, source=describe_source(ref, directory))

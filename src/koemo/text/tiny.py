@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from koemo.io import write_json
-from koemo.text.registry import MARKER
+from koemo.hub import MARKER
 
 TINY_ENCODERS = {"tiny-bert": "bert", "tiny-roberta": "roberta", "tiny-electra": "electra"}
 WORDPIECE_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

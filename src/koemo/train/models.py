@@ -1,0 +1,151 @@
+"""The three base models. Each forward takes a batch's inputs as keywords and returns logits.
+
+- `TextClassifier`: a registry encoder (KoELECTRA, KLUE-RoBERTa, a tiny stand-in, …) + pooling + linear head.
+- `AudioResNet`: a small 2-D ResNet over a mel spectrogram; depth/width are params so the demo trains on CPU.
+- `MultimodalConv1D`: the seed's model over [text embedding ‖ mel means] treated as a 1-channel sequence.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class TextClassifier(nn.Module):
+    """Encoder → pooled sentence vector (the registry's `cls` or `mean` pooling) → dropout → linear."""
+
+    def __init__(self, encoder: nn.Module, n_classes: int, pooling: str = "cls", dropout: float = 0.1):
+        super().__init__()
+        from koemo.text.embed import pool  # the registry's pooling, so fine-tuning pools as embedding does
+
+        self._pool = pool
+        self.encoder = encoder
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(int(encoder.config.hidden_size), n_classes)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.head(self.dropout(self._pool(hidden, attention_mask, self.pooling)))
+
+
+class SpecAugment(nn.Module):
+    """Zero random frequency bands and time spans of each training example (Park et al., 2019); identity in eval.
+
+    Uses torch's global generator, which the trainer seeds, so masked runs still repeat on CPU.
+    """
+
+    def __init__(self, freq_masks: int = 2, freq_width: int = 16, time_masks: int = 2, time_width: int = 40):
+        super().__init__()
+        self.freq_masks, self.freq_width, self.time_masks, self.time_width = freq_masks, freq_width, time_masks, time_width
+
+    @staticmethod
+    def _mask(batch: int, size: int, count: int, width: int, device) -> torch.Tensor:
+        """[batch, size] bool: True inside any of `count` spans of random width in [0, width)."""
+        masked = torch.zeros(batch, size, dtype=torch.bool, device=device)
+        positions = torch.arange(size, device=device)
+        for _ in range(count):
+            w = torch.randint(0, max(1, min(width, size)), (batch, 1), device=device)
+            start = (torch.rand(batch, 1, device=device) * (size - w + 1).float()).long()
+            masked |= (positions >= start) & (positions < start + w)
+        return masked
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [batch, bands, frames]
+        if not self.training:
+            return x
+        batch, bands, frames = x.shape
+        freq = self._mask(batch, bands, self.freq_masks, self.freq_width, x.device)
+        time = self._mask(batch, frames, self.time_masks, self.time_width, x.device)
+        keep = ~(freq.unsqueeze(2) | time.unsqueeze(1))
+        return x * keep.to(x.dtype)
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convolutions with batch norm and an identity (or 1×1 projection) shortcut."""
+
+    def __init__(self, channels_in: int, channels_out: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels_in, channels_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels_out)
+        self.conv2 = nn.Conv2d(channels_out, channels_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels_out)
+        self.shortcut = nn.Identity()
+        if stride != 1 or channels_in != channels_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(channels_in, channels_out, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(channels_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class AudioResNet(nn.Module):
+    """ResNet over a [bands, frames] spectrogram: input batch norm → strided stem → stages → average pool → linear.
+
+    Stage i has `width · 2^i` channels and `blocks[i]` BasicBlocks; every stage after the first halves the
+    resolution. `pool` average-pools the input first (e.g. [2, 2] turns 128×400 into 64×200, ~4× cheaper).
+    The input batch norm learns the feature scale from training batches, so no statistics outside the
+    training folds are used.
+    """
+
+    def __init__(self, n_classes: int, width: int = 16, blocks: Sequence[int] = (1, 1, 1), stem_stride: int = 2,
+                 pool: Sequence[int] = (1, 1), dropout: float = 0.2, spec_augment: Mapping | None = None):
+        super().__init__()
+        self.spec_augment = SpecAugment(**spec_augment) if spec_augment else nn.Identity()
+        self.pool = nn.AvgPool2d(tuple(pool)) if tuple(pool) != (1, 1) else nn.Identity()
+        self.input_norm = nn.BatchNorm2d(1)
+        self.stem = nn.Sequential(nn.Conv2d(1, width, 3, stride=stem_stride, padding=1, bias=False),
+                                  nn.BatchNorm2d(width), nn.ReLU())
+        layers, channels = [], width
+        for stage, count in enumerate(blocks):
+            out = width * 2 ** stage
+            for i in range(int(count)):
+                layers.append(BasicBlock(channels, out, stride=2 if stage > 0 and i == 0 else 1))
+                channels = out
+        self.stages = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(channels, n_classes)
+
+    @classmethod
+    def from_params(cls, n_classes: int, p: Mapping) -> "AudioResNet":
+        """From a `train_audio` params section."""
+        return cls(n_classes, width=int(p["width"]), blocks=[int(b) for b in p["blocks"]], stem_stride=int(p["stem_stride"]),
+                   pool=[int(k) for k in p.get("pool", [1, 1])], dropout=float(p["dropout"]),
+                   spec_augment=p.get("spec_augment") or None)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:  # features: [batch, bands, frames]
+        x = self.spec_augment(features).unsqueeze(1)
+        x = self.input_norm(self.pool(x))
+        x = self.stages(self.stem(x))
+        return self.head(self.dropout(x.mean(dim=(2, 3))))
+
+
+class MultimodalConv1D(nn.Module):
+    """The seed's model: Conv1D(256, k=5, same, relu) → Dropout(0.2) → Flatten → Dense(32, relu) → Dense(classes).
+
+    The standardised feature vector is read as a 1-channel sequence (Keras `Conv1D` over [features, 1]);
+    Keras' Flatten between the convolution and Dense(32) is implied by the shapes. Softmax is applied by the
+    loss / at prediction, as logits are what the one trainer expects.
+    """
+
+    def __init__(self, in_features: int, n_classes: int, channels: int = 256, kernel_size: int = 5,
+                 dropout: float = 0.2, hidden: int = 32):
+        super().__init__()
+        self.conv = nn.Conv1d(1, channels, kernel_size, padding="same")
+        self.dropout = nn.Dropout(dropout)
+        self.dense = nn.Linear(channels * in_features, hidden)
+        self.head = nn.Linear(hidden, n_classes)
+
+    @classmethod
+    def from_params(cls, in_features: int, n_classes: int, p: Mapping) -> "MultimodalConv1D":
+        """From a `train_multimodal` params section."""
+        return cls(in_features, n_classes, channels=int(p["channels"]), kernel_size=int(p["kernel_size"]),
+                   dropout=float(p["dropout"]), hidden=int(p["hidden"]))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:  # features: [batch, in_features]
+        x = F.relu(self.conv(features.unsqueeze(1)))
+        x = self.dropout(x).flatten(1)
+        return self.head(F.relu(self.dense(x)))

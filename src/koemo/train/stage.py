@@ -1,0 +1,88 @@
+"""What every training stage does once its inputs are built: CV, then predictions, models, metrics, plots.
+
+Outputs of model `<m>` (stage `train_<m>`): `data/predictions/<m>.parquet`, `data/models/<m>/` (config.json +
+fold<k>/model.safetensors and fold files), `metrics/train_<m>.json` (+ runtime), `plots/<m>_confusion.csv`
+and the dvclive curves in `dvclive/<m>/`.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from koemo.io import atomic_dir, write_csv, write_json, write_parquet
+from koemo.metrics import write_metrics
+from koemo.train.cv import CVResult, FoldJob, FoldPlan, confusion_table, plan_folds, predictions_frame, run_cv, summarize
+from koemo.train.trainer import TrainConfig, Trainer, describe_device
+
+LABEL_COLUMNS = ["wav_id", "text", "split", "fold", "group", "label", "label_id"]
+
+
+def read_labels(path: str | Path, classes: Sequence[str]) -> pd.DataFrame:
+    """labels.parquet, checked against `labels.classes` (label_id must index that list)."""
+    labels = pd.read_parquet(path, columns=LABEL_COLUMNS)
+    names = np.asarray(list(classes), dtype=object)
+    ids = labels["label_id"].to_numpy(dtype=np.int64)
+    if len(ids) and (ids.min() < 0 or ids.max() >= len(names) or (names[ids] != labels["label"].to_numpy()).any()):
+        raise ValueError(f"{path}: label/label_id disagree with labels.classes {list(classes)}; rerun the labels stage")
+    return labels.reset_index(drop=True)
+
+
+def open_live(model: str):
+    """dvclive curves for this model that never create experiments or touch dvc.yaml (dvc.yaml declares the plots)."""
+    from dvclive import Live
+
+    return Live(dir=f"dvclive/{model}", dvcyaml=None, save_dvc_exp=False, report=None)
+
+
+def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str], shared: Mapping[str, Any],
+                       specific: Mapping[str, Any], build: Callable[[FoldPlan], FoldJob], config: Mapping[str, Any],
+                       live: bool = True) -> tuple[dict, dict]:
+    """Train every fold of `model`, write all its outputs; return (metrics, runtime)."""
+    start = time.perf_counter()
+    train_config = TrainConfig.from_params(shared, specific)
+    trainer = Trainer(train_config, len(classes))
+    folds, valid_fraction = int(shared["folds"]), float(shared["valid_fraction"])
+    plans = plan_folds(labels, folds, valid_fraction, int(shared["seed"]))
+    logger = open_live(model) if live and trainer.is_main_process else None
+    # Under `accelerate launch` only the main process writes; the others train their shard of each batch.
+    with (atomic_dir(f"data/models/{model}") if trainer.is_main_process else nullcontext()) as tmp:
+        result = run_cv(labels, plans, build, trainer, out_dir=tmp, live=logger)
+        if tmp is not None:
+            write_json(tmp / "config.json", {"model": model, "classes": list(classes), "folds": folds,
+                                             "params": {"train": dict(shared), f"train_{model}": dict(specific)}, **config})
+    if logger is not None:
+        logger.make_summary()
+        logger.end()
+    metrics = {"model": model, **summarize(labels, result, classes, folds, valid_fraction)}
+    runtime = runtime_figures(result, trainer, time.perf_counter() - start)
+    if trainer.is_main_process:
+        write_parquet(f"data/predictions/{model}.parquet", predictions_frame(labels, result, classes))
+        write_csv(f"plots/{model}_confusion.csv", confusion_table(labels, result, classes))
+        write_metrics(f"train_{model}", metrics, runtime)
+    trainer.accelerator.wait_for_everyone()
+    return metrics, runtime
+
+
+def runtime_figures(result: CVResult, trainer: Trainer, seconds: float) -> dict:
+    samples = sum(r.fit.train_samples for r in result.records)
+    train_seconds = sum(r.fit.train_seconds for r in result.records)
+    return {"seconds": seconds, "train_seconds": train_seconds,
+            "train_samples_per_second": samples / train_seconds if train_seconds > 0 else None,
+            "device": describe_device(trainer.device), "precision": trainer.precision,
+            "processes": trainer.accelerator.num_processes}
+
+
+def headline(model: str, metrics: Mapping[str, Any], runtime: Mapping[str, Any]) -> str:
+    test, base = metrics["test"], metrics["baseline"]["test"]
+    epochs = ", ".join(f"{f['epochs_run']}(best {f['best_epoch']})" for f in metrics["folds"])
+    return (f"train_{model}: test UA {test['ua']:.3f} / WA {test['accuracy']:.3f} / macro-F1 {test['macro_f1']:.3f} "
+            f"vs majority baseline UA {base['ua']:.3f} ({base['class']}); OOF UA {metrics['oof'].get('ua', float('nan')):.3f}"
+            f"{'; COLLAPSED' if metrics['collapsed'] else ''}; epochs {epochs}; "
+            f"{runtime['train_samples_per_second'] or 0:.0f} samples/s on {runtime['device']} ({runtime['precision']}), "
+            f"{runtime['seconds']:.0f} s")

@@ -1,0 +1,261 @@
+"""The one training loop every model uses: accelerate for the device, early stopping on validation macro-F1.
+
+`accelerate` picks CUDA → MPS → CPU on its own and, under `accelerate launch`, wraps the model in DDP and
+shards the batches with no change here. On a GPU the forward pass runs under bf16 (fp16 where bf16 is
+unsupported, with loss scaling); on CPU everything stays fp32 with deterministic algorithms, so the same
+seed gives the same weights, probabilities and metrics byte for byte.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from koemo.device import describe as describe_device  # noqa: F401  (re-exported for the stages and benchmark)
+from koemo.evaluate import classification_report
+from koemo.train.data import Examples, make_loader
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu")
+SCHEDULES = ("constant", "cosine", "linear")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 0.0
+    schedule: str = "constant"      # learning-rate schedule after the warm-up
+    warmup_ratio: float = 0.0       # share of all optimizer steps spent warming up linearly
+    grad_clip: float | None = 1.0   # max gradient norm (None: no clipping)
+    class_weighted: bool = True     # cross-entropy weighted by inverse training-class frequency
+    patience: int | None = 3        # epochs without a better validation macro-F1 before stopping (None: never)
+    precision: str = "auto"         # auto: bf16/fp16 on CUDA, fp32 elsewhere
+    device: str = "auto"            # auto: what accelerate finds (CUDA → MPS → CPU); cpu forces CPU
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"train.precision={self.precision!r}: expected one of {PRECISIONS}")
+        if self.device not in DEVICES:
+            raise ValueError(f"train.device={self.device!r}: expected one of {DEVICES}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule={self.schedule!r}: expected one of {SCHEDULES}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs ({self.epochs}) and batch_size ({self.batch_size}) must be >= 1")
+
+    @classmethod
+    def from_params(cls, shared: Mapping[str, Any], model: Mapping[str, Any], **overrides) -> "TrainConfig":
+        """`train` (shared) then `train_<model>` params; only the keys this class knows are taken."""
+        merged = {**shared, **model, **overrides}
+        kwargs = {k: merged[k] for k in cls.__dataclass_fields__ if k in merged}
+        for key in ("lr", "weight_decay", "warmup_ratio", "grad_clip"):  # YAML reads `2e-5` (no dot) as a string
+            if kwargs.get(key) is not None:
+                kwargs[key] = float(kwargs[key])
+        for key in ("epochs", "batch_size", "seed", "patience"):
+            if kwargs.get(key) is not None:
+                kwargs[key] = int(kwargs[key])
+        return cls(**kwargs)
+
+
+def seed_everything(seed: int, device: torch.device | None = None) -> None:
+    """Seed python, numpy and torch; on CPU also demand deterministic kernels (CUDA would need cuBLAS settings
+    and slower kernels for that, and GPU runs are not promised to repeat bit for bit)."""
+    from accelerate.utils import set_seed
+
+    set_seed(seed)
+    torch.use_deterministic_algorithms(device is None or device.type == "cpu")
+
+
+def mixed_precision(precision: str, device_type: str) -> str:
+    """accelerate's `mixed_precision` value for a `train.precision` param on a device type."""
+    if precision == "fp32" or device_type != "cuda":
+        return "no"  # CPU/MPS stay fp32: reproducible, and CPU autocast rarely pays off for these models
+    if precision == "auto":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return precision
+
+
+def make_accelerator(precision: str = "auto", device: str = "auto"):
+    """An Accelerator for these settings; its process-wide state is reset first when the settings change."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    cpu = device == "cpu"
+    probe_type = "cpu" if cpu else ("cuda" if torch.cuda.is_available() else "other")
+    wanted = mixed_precision(precision, probe_type)
+    state = AcceleratorState._shared_state
+    if state and (state.get("_mixed_precision") != wanted or state.get("_cpu", cpu) != cpu):
+        # A different device also needs a new PartialState, except under `accelerate launch` (its process group).
+        AcceleratorState._reset_state(reset_partial_state=state.get("_cpu", cpu) != cpu and state.get("num_processes", 1) == 1)
+    return Accelerator(mixed_precision=wanted, cpu=cpu)
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    """n / (k · count_c) per class ("balanced"); a class absent from training gets weight 0."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(n_classes)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def make_scheduler(optimizer, config: TrainConfig, total_steps: int):
+    from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
+
+    warmup = int(round(config.warmup_ratio * total_steps))
+    if config.schedule == "cosine":
+        return get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
+    if config.schedule == "linear":
+        return get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+    return get_constant_schedule_with_warmup(optimizer, warmup)
+
+
+@dataclass
+class FitResult:
+    epochs_run: int
+    best_epoch: int                      # 1-based epoch whose weights were kept
+    best_valid_macro_f1: float | None    # None when trained without a validation slice
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_samples: int = 0               # examples processed (summed over epochs)
+    train_seconds: float = 0.0
+
+
+class Trainer:
+    """Fit and predict for any `nn.Module` whose forward takes a batch's inputs as keywords and returns logits."""
+
+    def __init__(self, config: TrainConfig, n_classes: int):
+        self.config = config
+        self.n_classes = n_classes
+        self.accelerator = make_accelerator(config.precision, config.device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    @property
+    def is_main_process(self) -> bool:
+        return self.accelerator.is_main_process
+
+    @property
+    def precision(self) -> str:
+        return {"no": "fp32"}.get(self.accelerator.mixed_precision, self.accelerator.mixed_precision)
+
+    def fit(self, model: nn.Module, train: Examples, valid: Examples | None = None, live=None,
+            tag: str = "") -> FitResult:
+        """Train `model` in place; with `valid`, keep the weights of the best validation macro-F1 epoch."""
+        config, acc = self.config, self.accelerator
+        loader = make_loader(train, config.batch_size, shuffle=True, seed=config.seed)
+        weight = class_weights(train.labels, self.n_classes) if config.class_weighted else None
+        criterion = nn.CrossEntropyLoss(weight=None if weight is None else weight.to(acc.device))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        scheduler = make_scheduler(optimizer, config, total_steps=config.epochs * len(loader))
+        model, optimizer, loader, scheduler = acc.prepare(model, optimizer, loader, scheduler)
+
+        result = FitResult(epochs_run=0, best_epoch=0, best_valid_macro_f1=None)
+        best_state, stale = None, 0
+        prefix = f"{tag}/" if tag else ""
+        try:
+            for epoch in range(1, config.epochs + 1):
+                _sampler_of(loader).set_epoch(epoch)
+                start = time.perf_counter()
+                loss_sum, seen = self._train_epoch(model, loader, optimizer, scheduler, criterion, f"{tag} epoch {epoch}")
+                result.train_seconds += time.perf_counter() - start
+                result.train_samples += seen
+                row = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "lr": scheduler.get_last_lr()[0]}
+                if valid is not None and len(valid):
+                    probs = self.predict(model, valid)
+                    report = classification_report(valid.labels, probs.argmax(axis=1), list(map(str, range(self.n_classes))))
+                    # valid_loss: unweighted NLL, comparable whatever the class weighting
+                    row.update(valid_loss=_nll(probs, valid.labels), valid_macro_f1=report["macro_f1"],
+                               valid_ua=report["ua"], valid_accuracy=report["accuracy"])
+                result.history.append(row)
+                result.epochs_run = epoch
+                if live is not None and self.is_main_process:
+                    live.step = epoch
+                    for key, value in row.items():
+                        if key != "epoch":
+                            live.log_metric(f"{prefix}{key}", float(value), timestamp=False)
+                if valid is None or not len(valid):
+                    result.best_epoch = epoch
+                    continue
+                if result.best_valid_macro_f1 is None or row["valid_macro_f1"] > result.best_valid_macro_f1:
+                    result.best_valid_macro_f1, result.best_epoch, stale = row["valid_macro_f1"], epoch, 0
+                    best_state = copy.deepcopy({k: v.detach().cpu() for k, v in acc.unwrap_model(model).state_dict().items()})
+                else:
+                    stale += 1
+                    if config.patience is not None and stale >= config.patience:
+                        break
+            if best_state is not None:
+                acc.unwrap_model(model).load_state_dict(best_state)
+        finally:
+            acc.free_memory()  # drop accelerate's references; the caller keeps the (unwrapped) model
+        return result
+
+    def _train_epoch(self, model, loader, optimizer, scheduler, criterion, desc: str) -> tuple[float, int]:
+        from tqdm import tqdm
+
+        acc, config = self.accelerator, self.config
+        model.train()
+        loss_sum, seen = torch.zeros((), device=acc.device), 0  # summed on the device: no GPU sync per step
+        for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not (config.progress and self.is_main_process)):
+            labels = batch.pop("labels")
+            logits = model(**batch)
+            loss = criterion(logits.float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            acc.backward(loss)
+            if config.grad_clip:
+                acc.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.detach() * len(labels)
+            seen += len(labels)
+        return float(loss_sum), seen
+
+    def predict(self, model: nn.Module, examples: Examples, batch_size: int | None = None) -> np.ndarray:
+        """float32 class probabilities [rows, classes] in `examples` order."""
+        acc = self.accelerator
+        probs = np.zeros((len(examples), self.n_classes), dtype=np.float32)
+        if not len(examples):
+            return probs
+        loader = make_loader(examples, batch_size or self.config.batch_size, shuffle=False)
+        order = np.concatenate(_sampler_of(loader).batches())
+        prepared = acc.prepare_data_loader(loader)
+        if not isinstance(model, nn.parallel.DistributedDataParallel) and next(model.parameters()).device != acc.device:
+            model = model.to(acc.device)
+        was_training = model.training
+        model.eval()
+        chunks = []
+        with torch.inference_mode(), acc.autocast():
+            for batch in prepared:
+                batch.pop("labels")
+                logits = model(**batch).float()
+                chunks.append(acc.gather_for_metrics(torch.softmax(logits, dim=-1)).cpu().numpy())
+        model.train(was_training)
+        probs[order] = np.concatenate(chunks)
+        return probs
+
+
+def _sampler_of(loader):
+    """Our EpochBatchSampler, also when accelerate wrapped it (BatchSamplerShard under DDP)."""
+    sampler = loader.batch_sampler
+    while not hasattr(sampler, "batches") and hasattr(sampler, "batch_sampler"):
+        sampler = sampler.batch_sampler
+    return sampler
+
+
+def _nll(probs: np.ndarray, labels: np.ndarray) -> float:
+    picked = probs[np.arange(len(labels)), labels]
+    return float(-np.mean(np.log(np.clip(picked, 1e-12, 1.0))))
+
+
+def samples_per_second(result: FitResult) -> float | None:
+    return result.train_samples / result.train_seconds if result.train_seconds > 0 else None

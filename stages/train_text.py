@@ -1,0 +1,23 @@
+"""train_text stage: fine-tune the `text.model` encoder (registry `encoders.<name>`) with a classification head."""
+
+from koemo.params import load_params
+from koemo.text.registry import load_encoder
+from koemo.train.inputs import TextInputs
+from koemo.train.stage import headline, read_labels, run_training_stage
+
+
+def main() -> None:
+    params = load_params()
+    classes = params["labels"]["classes"]
+    name = params["text"]["model"]
+    encoder_params = params["encoders"][name]
+    spec = params["train_text"]
+    labels = read_labels("data/labels.parquet", classes)
+    build = TextInputs(labels, lambda: load_encoder(name, encoder_params), len(classes), spec)
+    config = {"text_model": name, "encoder": dict(encoder_params), "encoder_source": build.source}
+    metrics, runtime = run_training_stage("text", labels, classes, params["train"], spec, build, config)
+    print(headline("text", metrics, runtime))
+
+
+if __name__ == "__main__":
+    main()
