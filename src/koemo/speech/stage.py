@@ -1,0 +1,54 @@
+"""What the SSL training stages add to the common stage runner: the mode check and the learned layer weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+MODES = ("frozen", "finetune")
+
+
+def check_mode(spec: Mapping[str, Any]) -> None:
+    """`train_wav2vec2.mode`: only `frozen` (a head on cached features) is built; say so clearly for `finetune`."""
+    mode = spec.get("mode", "frozen")
+    if mode not in MODES:
+        raise SystemExit(f"train_wav2vec2.mode={mode!r}: expected one of {MODES}")
+    if mode == "finetune":
+        import torch
+
+        where = "" if torch.cuda.is_available() else " It would need a GPU in any case (hours per fold on CPU for XLS-R)."
+        raise SystemExit("train_wav2vec2.mode=finetune (updating the transformer with the CNN feature encoder frozen and "
+                         "a separate, lower learning rate for the encoder) is not implemented: the shared trainer has one "
+                         f"learning rate for all parameters.{where} Use mode: frozen (the learned layer weighting on cached "
+                         "features), which SUPERB found within a few points of fine-tuning for emotion.")
+
+
+def layer_weights(model_dir: str | Path) -> list[list[float]]:
+    """Each fold model's softmax layer weights, fold order (read back from its safetensors)."""
+    from safetensors.numpy import load_file
+
+    folds = sorted(Path(model_dir).glob("fold*/model.safetensors"), key=lambda p: int(p.parent.name[4:]))
+    out = []
+    for path in folds:
+        logits = load_file(str(path))["layer_weighting.logits"].astype(np.float64)
+        weights = np.exp(logits - logits.max())
+        out.append((weights / weights.sum()).tolist())
+    return out
+
+
+def with_layer_weights(model: str, metrics: Mapping[str, Any], runtime: Mapping[str, Any], encoder: Mapping[str, Any],
+                       rows_without_audio: int) -> dict:
+    """The stage's metrics plus which SSL encoder fed it and the layer weights it learned (rewrites metrics/train_<model>.json)."""
+    from accelerate import PartialState
+
+    from koemo.metrics import write_metrics
+
+    per_fold = layer_weights(f"data/models/{model}")
+    extra = {"ssl_encoder": encoder["encoder"], "ssl_source": encoder["source"], "rows_without_audio": rows_without_audio,
+             "layer_weights": {"per_fold": per_fold, "mean": np.mean(per_fold, axis=0).round(4).tolist() if per_fold else []}}
+    full = {**metrics, **extra}
+    if PartialState().is_main_process:
+        write_metrics(f"train_{model}", full, runtime)
+    return full
