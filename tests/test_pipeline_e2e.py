@@ -1,5 +1,7 @@
 """End-to-end: the DVC pipeline in a throwaway copy of the repo, on a small demo corpus and an AI Hub layout."""
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -8,30 +10,83 @@ from pipeline_repo import PipelineRepo
 
 pytestmark = pytest.mark.e2e
 
-SMALL_DEMO = {"size": 150}
+SMALL = {  # a corpus and models small enough for the whole pipeline to run in a few CPU minutes
+    "demo": {"size": 150},
+    "train": {"folds": 2, "patience": 1},
+    "train_text": {"epochs": 2},
+    "train_audio": {"epochs": 2},
+    "train_multimodal": {"epochs": 2},
+    "train_wav2vec2": {"epochs": 3, "patience": 2},
+    "train_fusion": {"epochs": 3, "patience": 2},
+}
+TEXT_STAGES = {"train_text", "train_multimodal", "train_fusion", "stack"}
+AUDIO_STAGES = {"audio_features@mel", "audio_features@mfcc", "audio_features@melmean", "tiny_audio_encoders",
+                "ssl_features@tiny-wav2vec2", "train_audio", "train_wav2vec2"}
+
+
+def ran(output: str) -> set[str]:
+    """Stages DVC actually ran (not skipped, not restored from the run cache)."""
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
 
 
 @pytest.fixture(scope="module")
 def demo_repo(tmp_path_factory):
     repo = PipelineRepo.copy_of_this_repo(tmp_path_factory.mktemp("koemo-e2e"))
-    repo.set_params(demo=SMALL_DEMO)
+    repo.set_params(**SMALL)
     repo.commit("small demo")
-    repo.dvc("repro", "labels")
+    repo.dvc("repro")
+    repo.commit("repro")
     return repo
 
 
-def test_repro_labels_on_demo_then_status_clean(demo_repo):
-    assert demo_repo.status_is_clean("labels")
+def test_repro_on_demo_then_status_clean(demo_repo):
+    assert demo_repo.status_is_clean()
     corpus = demo_repo.metrics("corpus")
-    assert corpus["rows_read"] == SMALL_DEMO["size"] == corpus["rows_kept"] + corpus["rows_dropped"]
+    assert corpus["rows_read"] == SMALL["demo"]["size"] == corpus["rows_kept"] + corpus["rows_dropped"]
     labels = demo_repo.metrics("labels")
     for key in ("rows_in", "rows_kept", "dropped", "class_counts", "ties", "fleiss_kappa"):
         assert key in labels
     table = pd.read_parquet(demo_repo.root / "data/labels.parquet")
     assert set(table["label"]) == {"angry", "happiness", "neutral", "sadness"}
     assert set(table["split"]) == {"train", "test"}
-    # a second repro does nothing
-    assert "Stage 'labels' didn't change" in demo_repo.dvc("repro", "labels").stdout
+    assert not ran(demo_repo.dvc("repro").stdout)  # a second repro does nothing
+
+
+def test_every_model_writes_predictions_and_metrics(demo_repo):
+    table = pd.read_parquet(demo_repo.root / "data/labels.parquet")
+    for model in ("text", "audio", "multimodal", "wav2vec2", "fusion"):
+        predictions = pd.read_parquet(demo_repo.root / f"data/predictions/{model}.parquet")
+        assert len(predictions) == len(table) and set(predictions["wav_id"]) == set(table["wav_id"])
+        metrics = demo_repo.metrics(f"train_{model}")
+        for key in ("test", "baseline", "collapsed", "oof"):
+            assert key in metrics
+    stack = demo_repo.metrics("stack")
+    assert set(stack["comparison_test"]) == {"stack", "majority_baseline", "text", "audio", "multimodal", "wav2vec2", "fusion"}
+    for kind in ("mel", "mfcc", "melmean"):
+        assert demo_repo.metrics(f"audio_features_{kind}")["clips"] == len(table)
+
+
+def test_switching_text_model_reruns_text_stages_only(demo_repo):
+    out = demo_repo.dvc("exp", "run", "-S", "text.model=tiny-roberta").stdout
+    assert TEXT_STAGES <= ran(out), out
+    assert not ran(out) & AUDIO_STAGES, out
+    assert not any(s.startswith("text_embeddings@") for s in ran(out)), "embeddings of a listed encoder are cached"
+    demo_repo.git("checkout", "-q", "--", ".")  # back to the committed main workspace
+    demo_repo.dvc("checkout", "--force")
+    assert demo_repo.status_is_clean()
+
+
+def test_metrics_diff_against_a_branch_with_one_changed_param(demo_repo):
+    demo_repo.git("checkout", "-q", "-b", "fixed-c")
+    demo_repo.set_params(stack={"C_grid": [0.5]})  # outside the default grid, so the chosen C must change
+    out = demo_repo.dvc("repro").stdout
+    assert ran(out) == {"stack"}, out
+    demo_repo.commit("fixed C")
+    diff = json.loads(demo_repo.dvc("metrics", "diff", "main", "--json").stdout)
+    assert diff["metrics/stack.json"]["C"]["new"] == 0.5 and diff["metrics/stack.json"]["C"]["old"] != 0.5, diff
+    params_diff = json.loads(demo_repo.dvc("params", "diff", "main", "--json").stdout)
+    assert params_diff["params.yaml"]["stack.C_grid"]["new"] == [0.5]
+    demo_repo.git("checkout", "-q", "main")
 
 
 def test_aihub_source_on_a_release_shaped_directory(tmp_path_factory):
