@@ -27,11 +27,11 @@ class PipelineRepo:
                                capture_output=True).stdout.decode().split("\0")
         for name in filter(None, files):
             src = REPO / name
-            if src.is_file() and not name.startswith(("metrics/", "dvc.lock")):
+            if src.is_file() and not name.startswith(("metrics/", "plots/", "dvclive/", "dvc.lock"))  # pipeline outputs:
                 (dest / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dest / name)
         repo = cls(dest)
-        repo.git("init", "-q")
+        repo.git("init", "-q", "-b", "main")
         repo.git("config", "user.email", "e2e@koemo.test")
         repo.git("config", "user.name", "koemo e2e")
         repo.commit("copy")
