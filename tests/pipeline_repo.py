@@ -27,7 +27,7 @@ class PipelineRepo:
                                capture_output=True).stdout.decode().split("\0")
         for name in filter(None, files):
             src = REPO / name
-            if src.is_file() and not name.startswith(("metrics/", "plots/", "dvclive/", "dvc.lock"))  # pipeline outputs:
+            if src.is_file() and not name.startswith(("metrics/", "plots/", "dvclive/", "dvc.lock")):  # skip pipeline outputs
                 (dest / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dest / name)
         repo = cls(dest)
