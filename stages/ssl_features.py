@@ -6,6 +6,7 @@ from functools import partial
 import pandas as pd
 
 from koemo.audio.decode import decode_clips
+from koemo.audio.extract import TooManyFailures, check_failures
 from koemo.device import resolve_device
 from koemo.hub import EncoderUnavailable
 from koemo.io import atomic_dir
@@ -36,11 +37,10 @@ def main(name: str) -> None:
         metrics, runtime = extract_features(encoder, labels, decode, tmp, float(settings["chunk_seconds"]),
                                             float(settings["batch_seconds"]), int(settings["block_clips"]),
                                             device=resolve_device(settings.get("device", "auto")))
-        if metrics["failed"] > limit * metrics["clips_in"]:  # raising inside atomic_dir leaves no output behind
-            failures = pd.read_csv(tmp / "failures.csv")
-            raise SystemExit(f"ssl_features@{name}: {metrics['failed']} of {metrics['clips_in']} clips failed "
-                             f"({metrics['failures_by_reason']}), more than audio.max_failure_fraction={limit}; e.g.\n"
-                             f"{failures.head(10).to_string(index=False)}")
+        try:  # raising inside atomic_dir leaves no output behind
+            check_failures(metrics, tmp, limit, stage=f"ssl_features@{name}")
+        except TooManyFailures as err:
+            raise SystemExit(str(err)) from None
     write_metrics(f"ssl_features_{name}", metrics, runtime)
     print(f"ssl_features@{name}: {metrics['clips']}/{metrics['clips_in']} clips → [{metrics['clips']}, {metrics['layers']}, "
           f"{metrics['dim']}] float16 from {metrics['source']} ({metrics['audio_seconds'] / 3600:.2f} h audio, "

@@ -261,3 +261,16 @@ def test_extract_writes_a_cache_per_labels_row_and_lists_failures(tiny, tmp_path
     assert json.loads((tmp_path / "a" / "encoder.json").read_text())["source"] == "local-tiny"
     assert metrics["audio_seconds"] == pytest.approx(sum(lengths[i] for i in (0, 1, 3, 5, 6)) / RATE)
     assert runtime["device"] == "cpu" and runtime["x_real_time"] > 0
+
+
+def test_failure_threshold_message_names_the_ssl_stage_and_files(tmp_path):
+    import pandas as pd
+
+    from koemo.audio.extract import TooManyFailures, check_failures
+
+    pd.DataFrame([{"wav_id": "a", "wav_path": "x/a.wav", "reason": "unreadable", "detail": "bad header"}]).to_csv(
+        tmp_path / "failures.csv", index=False)
+    metrics = {"failed": 1, "clips_in": 4, "failures_by_reason": {"unreadable": 1}}
+    check_failures(metrics, tmp_path, 0.5, stage="ssl_features@tiny-wav2vec2")  # 25 % ≤ 50 %: fine
+    with pytest.raises(TooManyFailures, match=r"(?s)ssl_features@tiny-wav2vec2: 1 of 4 clips failed.*x/a.wav: unreadable"):
+        check_failures(metrics, tmp_path, 0.1, stage="ssl_features@tiny-wav2vec2")

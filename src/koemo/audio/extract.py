@@ -202,15 +202,20 @@ def extract_kind(labels: pd.DataFrame, spec: FeatureSpec, augment: AugmentSpec, 
     return metrics, runtime
 
 
-def check_failures(metrics: dict[str, Any], out_dir: str | Path, limit: float) -> None:
-    """Raise `TooManyFailures` (count, fraction, reasons, the first files, the param) above `limit`."""
+def check_failures(metrics: dict[str, Any], out_dir: str | Path, limit: float, stage: str | None = None) -> None:
+    """Raise `TooManyFailures` (count, fraction, reasons, the first files, the param) above `limit`.
+
+    Shared by every stage that decodes clips (audio_features, ssl_features): `out_dir/failures.csv` lists them.
+    """
     failed, total = int(metrics["failed"]), int(metrics["clips_in"])
     if failed == 0 or failed <= limit * total:
         return
     listed = pd.read_csv(Path(out_dir) / "failures.csv", keep_default_na=False)
-    listed = listed[listed["aug"] == ""].head(5)
-    examples = "\n".join(f"  {r.wav_path}: {r.reason} ({r.detail})" for r in listed.itertuples())
+    if "aug" in listed:
+        listed = listed[listed["aug"] == ""]
+    examples = "\n".join(f"  {r.wav_path}: {r.reason} ({r.detail})" for r in listed.head(5).itertuples())
+    stage = stage or f"audio_features@{metrics['kind']}"
     raise TooManyFailures(
-        f"audio_features@{metrics['kind']}: {failed} of {total} clips failed ({failed / total:.1%}; "
+        f"{stage}: {failed} of {total} clips failed ({failed / total:.1%}; "
         f"{metrics['failures_by_reason']}), more than audio.max_failure_fraction={limit} allows. First files:\n"
         f"{examples}\nFix or remove those files, or raise audio.max_failure_fraction in params.yaml.")
