@@ -60,6 +60,25 @@ def test_tiny_build_is_byte_identical_and_says_local_tiny(tiny_root, tmp_path):
     assert _files(other_seed)["model.safetensors"] != _files(again / "tiny-roberta")["model.safetensors"]
 
 
+def test_wordpiece_vocab_is_the_same_in_every_process():
+    """The tokenizers WordPiece trainer's tie-breaks follow Rust hash order (a new order per process), so the
+    byte-identity above could pass in one process and fail across two; this is the check that spans two."""
+    import subprocess
+    import sys
+
+    from koemo.text.tiny import train_wordpiece_vocab
+
+    code = ("import json, sys; from koemo.text.tiny import train_wordpiece_vocab; "
+            "print(json.dumps(train_wordpiece_vocab(json.loads(sys.stdin.read()), 120)))")
+    runs = [subprocess.run([sys.executable, "-c", code], input=json.dumps(TEXTS), capture_output=True, text=True,
+                           check=True).stdout for _ in range(3)]
+    vocab = train_wordpiece_vocab(TEXTS, 120)
+    assert all(json.loads(run) == vocab for run in runs)
+    assert len(vocab) == 120 and "##요" in vocab and "[PAD]" in vocab
+    unbounded = train_wordpiece_vocab(TEXTS, 10_000)  # merges run out once every word is one token
+    assert {word for text in TEXTS for word in text.replace("!", " ").replace("?", " ").replace(".", " ").split()} <= set(unbounded)
+
+
 @pytest.mark.parametrize("name", sorted(TINY_ENCODERS))
 def test_tiny_encoder_embeds_korean_deterministically(tiny_root, name):
     encoder = load_encoder(name, _tiny_spec(tiny_root, name))

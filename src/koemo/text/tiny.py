@@ -4,8 +4,8 @@ They stand in for KoBERT, KLUE-RoBERTa and KoELECTRA where no weights can be dow
 tests): the same `transformers` architecture classes and loading path, but random weights, so their
 embeddings carry no pretrained knowledge. Each directory gets a `koemo_encoder.json` marker with
 source "local-tiny" so no output can mistake them for the real models. Same texts + params → byte-identical
-files: tokenizer ids are canonicalised (the WordPiece trainer numbers its "##" alphabet in hash order)
-and weights come from a seeded generator.
+files: the WordPiece vocabulary is learned here with deterministic tie-breaks, the byte-level BPE trainer
+numbers its tokens deterministically, and weights come from a seeded generator.
 """
 
 from __future__ import annotations
@@ -23,17 +23,57 @@ BPE_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 MAX_POSITIONS = 512
 
 
-def train_wordpiece_vocab(texts: Sequence[str], vocab_size: int) -> dict[str, int]:
-    """A cased WordPiece vocabulary (no accent stripping: NFD would split Hangul into jamo)."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+def _merge(symbols: list[str], a: str, b: str, merged: str) -> list[str]:
+    out, i = [], 0
+    while i < len(symbols):
+        if i + 1 < len(symbols) and symbols[i] == a and symbols[i + 1] == b:
+            out.append(merged)
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return out
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(list(texts), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=WORDPIECE_SPECIALS,
-                                                                   show_progress=False))
-    learned = sorted(set(tok.get_vocab()) - set(WORDPIECE_SPECIALS), key=lambda t: (t.startswith("##"), t))
-    return {token: i for i, token in enumerate([*WORDPIECE_SPECIALS, *learned])}
+
+def train_wordpiece_vocab(texts: Sequence[str], vocab_size: int) -> dict[str, int]:
+    """A cased WordPiece vocabulary (no accent stripping: NFD would split Hangul into jamo), learned as the
+    `tokenizers` WordPiece trainer does — BPE merges of the most frequent adjacent pair, "##" marking
+    word-internal pieces — but with ties broken by the pair itself: that trainer numbers its "##" alphabet in
+    hash order, which changes its tie-breaks, so its vocabulary differs from process to process."""
+    from collections import Counter, defaultdict
+
+    from tokenizers import normalizers, pre_tokenizers
+
+    normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False)
+    splitter = pre_tokenizers.BertPreTokenizer()
+    counts = Counter(word for text in texts for word, _ in splitter.pre_tokenize_str(normalizer.normalize_str(text)))
+    words = {w: [w[0], *(f"##{c}" for c in w[1:])] for w in sorted(counts)}
+    vocab = [*WORDPIECE_SPECIALS, *sorted({s for symbols in words.values() for s in symbols})]
+    known = set(vocab)
+    pairs: Counter = Counter()
+    holders: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for w, symbols in words.items():
+        for pair in zip(symbols, symbols[1:]):
+            pairs[pair] += counts[w]
+            holders[pair].add(w)
+    while len(vocab) < vocab_size and pairs:
+        (a, b), _ = min(pairs.items(), key=lambda item: (-item[1], item[0]))
+        merged = a + b[2:]
+        for w in sorted(holders.pop((a, b))):
+            old = words[w]
+            for pair in zip(old, old[1:]):
+                pairs[pair] -= counts[w]
+                if pairs[pair] <= 0:
+                    del pairs[pair]
+            words[w] = _merge(old, a, b, merged)
+            for pair in zip(words[w], words[w][1:]):
+                pairs[pair] += counts[w]
+                holders[pair].add(w)
+        pairs.pop((a, b), None)
+        if merged not in known:
+            known.add(merged)
+            vocab.append(merged)
+    return {token: i for i, token in enumerate(vocab)}
 
 
 def train_byte_bpe(texts: Sequence[str], vocab_size: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
