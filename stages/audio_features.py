@@ -5,8 +5,9 @@ import sys
 import pandas as pd
 
 from koemo.audio.augment import AugmentSpec
-from koemo.audio.extract import TooManyFailures, check_failures, extract_kind
+from koemo.audio.extract import check_failures, extract_kind
 from koemo.audio.features import KINDS, FeatureSpec
+from koemo.errors import run_stage
 from koemo.io import atomic_dir
 from koemo.metrics import write_metrics
 from koemo.params import load_params
@@ -21,10 +22,7 @@ def main(kind: str) -> None:
     labels = pd.read_parquet("data/labels.parquet", columns=["wav_id", "wav_path", "split", "fold", "label", "label_id"])
     with atomic_dir(f"data/features/{kind}") as tmp:
         metrics, runtime = extract_kind(labels, spec, augment, tmp, int(audio["workers"]), int(audio["batch_size"]))
-        try:  # raising inside atomic_dir leaves no output behind
-            check_failures(metrics, tmp, float(audio["max_failure_fraction"]))
-        except TooManyFailures as err:
-            raise SystemExit(str(err)) from None
+        check_failures(metrics, tmp, float(audio["max_failure_fraction"]))  # raising here leaves no output behind
     write_metrics(f"audio_features_{kind}", metrics, runtime)
     print(f"audio_features@{kind}: {metrics['clips']}/{metrics['clips_in']} clips + {metrics['augmented_rows']} augmented "
           f"rows → {metrics['rows']} × {metrics['feature_shape']} float32 in {metrics['shards']} shard(s); "
@@ -35,4 +33,4 @@ def main(kind: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         raise SystemExit(f"usage: python stages/audio_features.py <{'|'.join(KINDS)}>")
-    main(sys.argv[1])
+    run_stage(f"audio_features@{sys.argv[1]}", main, sys.argv[1])

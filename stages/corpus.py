@@ -3,6 +3,7 @@
 import time
 
 from koemo.aihub import read_aihub_dir, summarize
+from koemo.errors import run_stage
 from koemo.io import write_csv, write_parquet
 from koemo.metrics import write_metrics
 from koemo.params import load_params
@@ -26,4 +27,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("corpus", main)

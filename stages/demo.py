@@ -7,6 +7,7 @@ import os
 import time
 
 from koemo.demo import build_demo_corpus, write_disabled
+from koemo.errors import run_stage
 from koemo.metrics import write_metrics
 from koemo.params import load_params
 
@@ -36,4 +37,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("demo", main)

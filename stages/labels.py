@@ -2,6 +2,7 @@
 
 import pandas as pd
 
+from koemo.errors import run_stage
 from koemo.io import write_parquet
 from koemo.labels import build_label_table
 from koemo.metrics import write_metrics
@@ -19,4 +20,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("labels", main)

@@ -6,9 +6,9 @@ from functools import partial
 import pandas as pd
 
 from koemo.audio.decode import decode_clips
-from koemo.audio.extract import TooManyFailures, check_failures
+from koemo.audio.extract import check_failures
 from koemo.device import resolve_device
-from koemo.hub import EncoderUnavailable
+from koemo.errors import run_stage
 from koemo.io import atomic_dir
 from koemo.metrics import write_metrics
 from koemo.params import load_params
@@ -29,18 +29,12 @@ def main(name: str) -> None:
     limit = float(params["audio"]["max_failure_fraction"])
     decode = partial(decode_clips, workers=int(params["audio"]["workers"]))  # audio_features' decoder: same rate conversion
     labels = pd.read_parquet("data/labels.parquet", columns=["wav_id", "wav_path"])
-    try:
-        encoder = load_audio_encoder(name, params["audio_encoders"][name])
-    except EncoderUnavailable as err:
-        raise SystemExit(f"ssl_features@{name}: {err}") from None
+    encoder = load_audio_encoder(name, params["audio_encoders"][name])
     with atomic_dir(f"data/ssl/{name}") as tmp:
         metrics, runtime = extract_features(encoder, labels, decode, tmp, float(settings["chunk_seconds"]),
                                             float(settings["batch_seconds"]), int(settings["block_clips"]),
                                             device=resolve_device(settings.get("device", "auto")))
-        try:  # raising inside atomic_dir leaves no output behind
-            check_failures(metrics, tmp, limit, stage=f"ssl_features@{name}")
-        except TooManyFailures as err:
-            raise SystemExit(str(err)) from None
+        check_failures(metrics, tmp, limit, stage=f"ssl_features@{name}")  # raising here leaves no output behind
     write_metrics(f"ssl_features_{name}", metrics, runtime)
     print(f"ssl_features@{name}: {metrics['clips']}/{metrics['clips_in']} clips → [{metrics['clips']}, {metrics['layers']}, "
           f"{metrics['dim']}] float16 from {metrics['source']} ({metrics['audio_seconds'] / 3600:.2f} h audio, "
@@ -51,4 +45,4 @@ def main(name: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         raise SystemExit("usage: python stages/ssl_features.py <encoder name from params.yaml audio_encoders>")
-    main(sys.argv[1])
+    run_stage(f"ssl_features@{sys.argv[1]}", main, sys.argv[1])

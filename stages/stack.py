@@ -4,6 +4,7 @@ import time
 
 import pandas as pd
 
+from koemo.errors import run_stage
 from koemo.io import write_csv, write_json, write_parquet
 from koemo.metrics import write_metrics
 from koemo.params import load_params
@@ -33,4 +34,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("stack", main)

@@ -4,11 +4,12 @@ import sys
 
 import pandas as pd
 
+from koemo.errors import run_stage
 from koemo.io import atomic_dir, save_npy, write_parquet
 from koemo.metrics import write_metrics
 from koemo.params import load_params
 from koemo.text.embed import embed_labels, resolve_device
-from koemo.text.registry import EncoderUnavailable, load_encoder
+from koemo.text.registry import load_encoder
 
 
 def main(name: str) -> None:
@@ -17,10 +18,7 @@ def main(name: str) -> None:
         raise SystemExit(f"text_embeddings: no encoders.{name} in params.yaml (known: {', '.join(params['encoders'])})")
     settings = params["text_embeddings"]
     labels = pd.read_parquet("data/labels.parquet", columns=["wav_id", "text"])
-    try:
-        encoder = load_encoder(name, params["encoders"][name])
-    except EncoderUnavailable as err:
-        raise SystemExit(f"text_embeddings@{name}: {err}") from None
+    encoder = load_encoder(name, params["encoders"][name])
     embeddings, index, metrics, runtime = embed_labels(labels, encoder, int(settings["batch_size"]),
                                                        device=resolve_device(settings.get("device", "auto")))
     with atomic_dir(f"data/embeddings/{name}") as tmp:
@@ -35,4 +33,4 @@ def main(name: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         raise SystemExit("usage: python stages/text_embeddings.py <encoder name from params.yaml encoders>")
-    main(sys.argv[1])
+    run_stage(f"text_embeddings@{sys.argv[1]}", main, sys.argv[1])

@@ -2,6 +2,7 @@
 
 import time
 
+from koemo.errors import run_stage
 from koemo.io import atomic_dir
 from koemo.metrics import write_metrics
 from koemo.params import load_params
@@ -20,4 +21,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("tiny_audio_encoders", main)

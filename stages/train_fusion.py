@@ -3,6 +3,8 @@
 import numpy as np
 import pandas as pd
 
+from koemo.errors import run_stage
+from koemo.lineage import used_params
 from koemo.params import load_params
 from koemo.speech.inputs import FusionInputs, SSLStore
 from koemo.speech.stage import with_layer_weights
@@ -24,10 +26,11 @@ def main() -> None:
     inputs = FusionInputs(labels, text, store.aligned(wav_ids), len(classes), spec)
     config = {"text_model": text_model, "text_dim": int(text.shape[1]), "ssl_encoder": store.encoder,
               "layers": store.layers, "dim": store.dim, "rows_without_audio": int(inputs.missing.sum())}
-    metrics, runtime = run_training_stage("fusion", labels, classes, params["train"], spec, inputs, config)
+    metrics, runtime = run_training_stage("fusion", labels, classes, params["train"], spec, inputs, config,
+                                          recorded=used_params("fusion", params))
     metrics = with_layer_weights("fusion", metrics, runtime, store.encoder, int(inputs.missing.sum()))
     print(headline("fusion", metrics, runtime))
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("train_fusion", main)

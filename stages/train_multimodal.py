@@ -3,6 +3,8 @@
 import numpy as np
 import pandas as pd
 
+from koemo.errors import run_stage
+from koemo.lineage import used_params
 from koemo.params import load_params
 from koemo.train.inputs import FeatureStore, MultimodalInputs, aligned_rows
 from koemo.train.stage import headline, read_labels, run_training_stage
@@ -23,9 +25,10 @@ def main() -> None:
     build = MultimodalInputs(labels, text, audio, len(classes), spec)
     config = {"text_model": encoder, "audio_features": spec["audio_features"], "text_dim": int(text.shape[1]),
               "audio_dim": int(audio.shape[1]), "scaler": "per fold, fit on its fitting rows: fold<k>/scaler.safetensors"}
-    metrics, runtime = run_training_stage("multimodal", labels, classes, params["train"], spec, build, config)
+    metrics, runtime = run_training_stage("multimodal", labels, classes, params["train"], spec, build, config,
+                                          recorded=used_params("multimodal", params))
     print(headline("multimodal", metrics, runtime))
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("train_multimodal", main)

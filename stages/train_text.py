@@ -1,5 +1,7 @@
 """train_text stage: fine-tune the `text.model` encoder (registry `encoders.<name>`) with a classification head."""
 
+from koemo.errors import run_stage
+from koemo.lineage import used_params
 from koemo.params import load_params
 from koemo.text.registry import load_encoder
 from koemo.train.inputs import TextInputs
@@ -15,9 +17,10 @@ def main() -> None:
     labels = read_labels("data/labels.parquet", classes)
     build = TextInputs(labels, lambda: load_encoder(name, encoder_params), len(classes), spec)
     config = {"text_model": name, "encoder": dict(encoder_params), "encoder_source": build.source}
-    metrics, runtime = run_training_stage("text", labels, classes, params["train"], spec, build, config)
+    metrics, runtime = run_training_stage("text", labels, classes, params["train"], spec, build, config,
+                                          recorded=used_params("text", params))
     print(headline("text", metrics, runtime))
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("train_text", main)

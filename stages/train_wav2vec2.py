@@ -1,27 +1,61 @@
-"""train_wav2vec2 stage: learned softmax layer weighting → MLP on the cached SSL features of ssl.model, K-fold OOF."""
+"""train_wav2vec2 stage: learned softmax layer weighting → MLP over the ssl.model layers, K-fold OOF.
 
+`mode: frozen` trains the head on the cached SSL features (data/ssl/<ssl.model>); `mode: finetune` trains the
+registry encoder audio_encoders.<ssl.model> under the same head from the labels' wavs (CNN feature encoder frozen,
+transformer at lr × encoder_lr_scale; a GPU job for real encoders).
+"""
+
+import pandas as pd
+
+from koemo.errors import run_stage
+from koemo.lineage import used_params
 from koemo.params import load_params
 from koemo.speech.inputs import SSLInputs, SSLStore
 from koemo.speech.stage import check_mode, with_layer_weights
 from koemo.train.stage import headline, read_labels, run_training_stage
+
+LABELS = "data/labels.parquet"
+
+
+def finetune_inputs(params, labels: pd.DataFrame, n_classes: int):
+    """The fine-tune fold builder over labels' wav_path, loading audio_encoders.<ssl.model> afresh per fold."""
+    from koemo.speech.finetune import FineTuneInputs
+    from koemo.speech.registry import load_audio_encoder
+
+    name = params["ssl"]["model"]
+    if name not in params["audio_encoders"]:
+        raise SystemExit(f"train_wav2vec2: no audio_encoders.{name} in params.yaml (ssl.model)")
+    paths = pd.read_parquet(LABELS, columns=["wav_id", "wav_path"]).set_index("wav_id")["wav_path"]
+    labels = labels.assign(wav_path=paths.reindex(labels["wav_id"]).to_numpy())
+    return FineTuneInputs(labels, lambda: load_audio_encoder(name, params["audio_encoders"][name]), n_classes,
+                          params["train_wav2vec2"])
 
 
 def main() -> None:
     params = load_params()
     classes = params["labels"]["classes"]
     spec = params["train_wav2vec2"]
-    check_mode(spec)
-    store = SSLStore(f"data/ssl/{params['ssl']['model']}")
-    labels = read_labels("data/labels.parquet", classes)
-    inputs = SSLInputs(labels, store.aligned(labels["wav_id"].astype(str).tolist()), len(classes), spec)
-    config = {"ssl_encoder": store.encoder, "layers": store.layers, "dim": store.dim,
-              "rows_without_audio": int(inputs.missing.sum())}
-    metrics, runtime = run_training_stage("wav2vec2", labels, classes, params["train"], spec, inputs, config)
-    metrics = with_layer_weights("wav2vec2", metrics, runtime, store.encoder, int(inputs.missing.sum()))
+    mode = check_mode(spec)
+    labels = read_labels(LABELS, classes)
+    if mode == "finetune":
+        inputs = finetune_inputs(params, labels, len(classes))
+        encoder, missing = inputs.description, 0
+        config = {"mode": mode, "ssl_encoder": encoder, "layers": inputs.layers, "dim": inputs.dim,
+                  "rows_without_audio": missing, "max_samples": inputs.max_samples, "sample_rate": inputs.sample_rate}
+        source = "fine-tuned"
+    else:
+        store = SSLStore(f"data/ssl/{params['ssl']['model']}")
+        inputs = SSLInputs(labels, store.aligned(labels["wav_id"].astype(str).tolist()), len(classes), spec)
+        encoder, missing = store.encoder, int(inputs.missing.sum())
+        config = {"ssl_encoder": encoder, "layers": store.layers, "dim": store.dim, "rows_without_audio": missing}
+        source = "features of"
+    metrics, runtime = run_training_stage("wav2vec2", labels, classes, params["train"], spec, inputs, config,
+                                          recorded=used_params("wav2vec2", params))
+    metrics = with_layer_weights("wav2vec2", metrics, runtime, encoder, missing)
     print(headline("wav2vec2", metrics, runtime))
-    print(f"train_wav2vec2: features of {store.encoder['encoder']} ({store.encoder['source']}); mean layer weights "
+    print(f"train_wav2vec2: {source} {encoder['encoder']} ({encoder['source']}); mean layer weights "
           f"{metrics['layer_weights']['mean']}")
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("train_wav2vec2", main)

@@ -226,7 +226,7 @@ def test_stage_writes_outputs_and_fails_without_touching_them(corpus, tmp_path, 
     assert "x_real_time" in json.loads(Path("metrics/runtime/audio_features_mfcc.json").read_text())
     before = {p.name: p.read_bytes() for p in Path("data/features/mfcc").iterdir()}
     Path("params.yaml").write_text(yaml.safe_dump({"audio": {**audio, "max_failure_fraction": 0.1}}))
-    with pytest.raises(SystemExit, match="max_failure_fraction=0.1"):
+    with pytest.raises(TooManyFailures, match="max_failure_fraction=0.1"):
         stage.main("mfcc")
     assert {p.name: p.read_bytes() for p in Path("data/features/mfcc").iterdir()} == before
 

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -64,6 +65,64 @@ def test_every_model_writes_predictions_and_metrics(demo_repo):
     assert set(stack["comparison_test"]) == {"stack", "majority_baseline", "text", "audio", "multimodal", "wav2vec2", "fusion"}
     for kind in ("mel", "mfcc", "melmean"):
         assert demo_repo.metrics(f"audio_features_{kind}")["clips"] == len(table)
+
+
+MODELS = ("text", "audio", "multimodal", "wav2vec2", "fusion")
+
+
+def test_predict_reproduces_the_pipelines_test_probabilities(demo_repo):
+    """`koemo predict --csv` on test utterances == the fold-mean test probabilities the stages wrote."""
+    labels = pd.read_parquet(demo_repo.root / "data/labels.parquet")
+    test = labels[labels["split"] == "test"].head(12)
+    pd.DataFrame({"wav": test["wav_path"], "text": test["text"]}).to_csv(demo_repo.root / "batch.csv", index=False)
+    demo_repo.run("python", "-m", "koemo", "predict", "--csv", "batch.csv", "--out", "predicted.csv")
+    predicted = pd.read_csv(demo_repo.root / "predicted.csv", keep_default_na=False)
+    assert len(predicted) == len(test)
+    classes = ["angry", "happiness", "neutral", "sadness"]
+    expected = {m: pd.read_parquet(demo_repo.root / f"data/predictions/{m}.parquet").set_index("wav_id") for m in MODELS}
+    expected["stack"] = pd.read_parquet(demo_repo.root / "data/stack/predictions.parquet").set_index("wav_id")
+    for model, frame in expected.items():
+        want = frame.loc[test["wav_id"], [f"prob_{c}" for c in classes]].to_numpy()
+        got = predicted[[f"{model}_prob_{c}" for c in classes]].to_numpy(dtype=float)
+        np.testing.assert_allclose(got, want, atol=2e-4, err_msg=model)
+    (demo_repo.root / "batch.csv").unlink()
+    (demo_repo.root / "predicted.csv").unlink()
+
+
+def test_predict_one_utterance_and_missing_modality(demo_repo):
+    row = pd.read_parquet(demo_repo.root / "data/labels.parquet").iloc[0]
+    out = json.loads(demo_repo.run("koemo", "predict", "--wav", row["wav_path"], "--text", row["text"], "--json").stdout)
+    assert set(out["models"]) == {*MODELS, "stack"}
+    assert abs(sum(out["models"]["stack"]["probabilities"].values()) - 1) < 1e-5
+    text_only = json.loads(demo_repo.run("koemo", "predict", "--text", row["text"], "--json").stdout)["models"]
+    assert text_only["audio"] is None and text_only["stack"] is None          # needs the wav
+    assert text_only["text"] == out["models"]["text"] and text_only["fusion"] is not None  # fusion survives it
+    table = demo_repo.run("koemo", "predict", "--wav", row["wav_path"]).stdout
+    assert "audio" in table and "skipped" in table
+    broken = demo_repo.root / "broken.wav"
+    broken.write_bytes(b"RIFF not really a wav")
+    done = demo_repo.run("koemo", "predict", "--wav", str(broken), "--text", row["text"], check=False)
+    broken.unlink()
+    assert done.returncode == 2 and "row 0: " in done.stderr and "broken.wav: undecodable" in done.stderr, done.stderr
+
+
+def test_predict_refuses_stale_or_missing_artefacts(demo_repo):
+    demo_repo.set_params(train_audio={"lr": 0.5}, audio={"sample_rate": 8000})
+    try:
+        done = demo_repo.run("koemo", "predict", "--text", "화가 나요", check=False)
+        assert done.returncode == 2
+        assert "data/models/audio: train_audio.lr: 0.002 → 0.5" in done.stderr, done.stderr
+        assert "data/models/multimodal: audio.sample_rate: 16000 → 8000" in done.stderr and "dvc repro" in done.stderr
+    finally:
+        demo_repo.git("checkout", "-q", "--", "params.yaml")
+    models = demo_repo.root / "data/models"
+    (models / "wav2vec2").rename(models / "wav2vec2.away")
+    try:
+        done = demo_repo.run("koemo", "predict", "--text", "화가 나요", check=False)
+        assert done.returncode == 2 and "data/models/wav2vec2/config.json is missing" in done.stderr, done.stderr
+    finally:
+        (models / "wav2vec2.away").rename(models / "wav2vec2")
+    assert demo_repo.status_is_clean()
 
 
 def test_switching_text_model_reruns_text_stages_only(demo_repo):

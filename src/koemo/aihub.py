@@ -19,6 +19,7 @@ import pandas as pd
 import soundfile as sf
 
 from koemo.emotions import normalize_emotion
+from koemo.errors import UserError
 
 N_ANNOTATORS = 5
 # Canonical column → AI Hub header with all whitespace removed.
@@ -46,8 +47,12 @@ DROP_REASONS = (
 _RAW_RELEASE = {"4차": "4차년도", "5차": "5차년도"}
 
 
-class NotAnAIHubCSV(ValueError):
+class NotAnAIHubCSV(UserError, ValueError):
     """A CSV below the data directory that lacks the AI Hub columns."""
+
+
+class NoAIHubData(UserError, FileNotFoundError):
+    """`data.aihub_dir` is missing or holds no release CSV."""
 
 
 @dataclass
@@ -149,7 +154,7 @@ def read_aihub_dir(root: str | os.PathLike) -> ReadResult:
     """Read every release CSV below `root`, validate rows, locate wavs; nothing is lost silently."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(
+        raise NoAIHubData(
             f"data.aihub_dir {root} does not exist. Put the AI Hub release CSVs and unzipped wav folders there, "
             "or run with -S data.aihub_dir=/path/to/your/copy (or -S data.source=demo for the demo corpus)."
         )
@@ -157,7 +162,7 @@ def read_aihub_dir(root: str | os.PathLike) -> ReadResult:
     if not csvs:
         xlsx = sorted(root.rglob("*.xlsx"))
         hint = f" Found {len(xlsx)} .xlsx file(s): save them as CSV first." if xlsx else ""
-        raise FileNotFoundError(f"No release CSV found below {root}.{hint} Expected e.g. 5차년도_2차.csv with its wavs.")
+        raise NoAIHubData(f"No release CSV found below {root}.{hint} Expected e.g. 5차년도_2차.csv with its wavs.")
     wavs = index_wavs(root)
 
     kept_rows, drops, files = [], [], []

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from koemo.errors import UserError
+
 MARKER = "koemo_encoder.json"  # written beside tiny models; says what they are (never a real model's name)
 _TRUE = {"1", "true", "yes", "on"}
 
 
-class EncoderUnavailable(RuntimeError):
+class EncoderUnavailable(UserError):
     """An encoder's weights are neither at its path, nor cached, nor downloadable."""
 
 

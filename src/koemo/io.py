@@ -62,14 +62,14 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     """Plain JSON types with floats rounded to 6 digits, so reruns give byte-identical files."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
+        return jsonable(obj.tolist())
     if isinstance(obj, (np.integer,)):
         return int(obj)
     if isinstance(obj, (float, np.floating)):
@@ -84,7 +84,7 @@ def _jsonable(obj: Any) -> Any:
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_jsonable(obj), indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(jsonable(obj), indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:

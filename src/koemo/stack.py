@@ -16,10 +16,19 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
+from koemo.errors import UserError
 from koemo.evaluate import classification_report, majority_baseline
 
 LEARNERS = ("logistic", "mean")
 _EPS = 1e-6
+
+
+class MissingBasePredictions(UserError, FileNotFoundError):
+    """A model in stack.base_models has no predictions file."""
+
+
+class StaleBasePredictions(UserError, ValueError):
+    """A base model's predictions do not match data/labels.parquet (rows or split)."""
 
 
 def prob_columns(classes: Sequence[str]) -> list[str]:
@@ -33,16 +42,16 @@ def load_base_predictions(models: Sequence[str], classes: Sequence[str], labels:
     for model in models:
         path = Path(pred_dir) / f"{model}.parquet"
         if not path.exists():
-            raise FileNotFoundError(f"{path} is missing: stack.base_models lists {model!r}; run its training stage "
+            raise MissingBasePredictions(f"{path} is missing: stack.base_models lists {model!r}; run its training stage "
                                     f"(dvc repro train_{model}) or remove it from stack.base_models")
         frame = pd.read_parquet(path).set_index("wav_id")
         missing = labels.index.difference(frame.index)
         if len(missing):
-            raise ValueError(f"{path} has no prediction for {len(missing)} labels rows (e.g. {missing[0]}); "
+            raise StaleBasePredictions(f"{path} has no prediction for {len(missing)} labels rows (e.g. {missing[0]}); "
                              f"rerun train_{model} after the labels stage")
         frame = frame.loc[labels.index]
         if (frame["split"].to_numpy() != labels["split"].to_numpy()).any():
-            raise ValueError(f"{path} was made on another split than data/labels.parquet; rerun train_{model}")
+            raise StaleBasePredictions(f"{path} was made on another split than data/labels.parquet; rerun train_{model}")
         out[model] = frame[prob_columns(classes)].to_numpy(dtype=np.float64)
     return out
 

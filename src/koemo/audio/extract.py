@@ -23,11 +23,12 @@ from koemo.audio.augment import AugmentSpec, apply, rng_for
 from koemo.audio.decode import Decoded, decode_clip, ordered_map
 from koemo.audio.features import FeatureExtractor, FeatureSpec
 from koemo.audio.shards import ShardWriter
+from koemo.errors import UserError
 
 FAILURE_COLUMNS = ["wav_id", "wav_path", "aug", "aug_copy", "reason", "detail"]
 
 
-class TooManyFailures(RuntimeError):
+class TooManyFailures(UserError):
     """More clips failed than `audio.max_failure_fraction` allows."""
 
 

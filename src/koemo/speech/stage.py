@@ -10,19 +10,12 @@ import numpy as np
 MODES = ("frozen", "finetune")
 
 
-def check_mode(spec: Mapping[str, Any]) -> None:
-    """`train_wav2vec2.mode`: only `frozen` (a head on cached features) is built; say so clearly for `finetune`."""
+def check_mode(spec: Mapping[str, Any]) -> str:
+    """`train_wav2vec2.mode`: `frozen` (a head on the cached features) or `finetune` (`speech.finetune`); returned."""
     mode = spec.get("mode", "frozen")
     if mode not in MODES:
         raise SystemExit(f"train_wav2vec2.mode={mode!r}: expected one of {MODES}")
-    if mode == "finetune":
-        import torch
-
-        where = "" if torch.cuda.is_available() else " It would need a GPU in any case (hours per fold on CPU for XLS-R)."
-        raise SystemExit("train_wav2vec2.mode=finetune (updating the transformer with the CNN feature encoder frozen and "
-                         "a separate, lower learning rate for the encoder) is not implemented: the shared trainer has one "
-                         f"learning rate for all parameters.{where} Use mode: frozen (the learned layer weighting on cached "
-                         "features), which SUPERB found within a few points of fine-tuning for emotion.")
+    return mode
 
 
 def layer_weights(model_dir: str | Path) -> list[list[float]]:

@@ -42,8 +42,12 @@ def open_live(model: str):
 
 def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str], shared: Mapping[str, Any],
                        specific: Mapping[str, Any], build: Callable[[FoldPlan], FoldJob], config: Mapping[str, Any],
-                       live: bool = True) -> tuple[dict, dict]:
-    """Train every fold of `model`, write all its outputs; return (metrics, runtime)."""
+                       live: bool = True, recorded: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
+    """Train every fold of `model`, write all its outputs; return (metrics, runtime).
+
+    `recorded`: the params the model depends on (`koemo.lineage.used_params`), kept in its config.json so
+    `koemo predict` can refuse weights built with other params; default: the `train` and `train_<model>` sections.
+    """
     start = time.perf_counter()
     train_config = TrainConfig.from_params(shared, specific)
     trainer = Trainer(train_config, len(classes))
@@ -55,7 +59,8 @@ def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str],
         result = run_cv(labels, plans, build, trainer, out_dir=tmp, live=logger)
         if tmp is not None:
             write_json(tmp / "config.json", {"model": model, "classes": list(classes), "folds": folds,
-                                             "params": {"train": dict(shared), f"train_{model}": dict(specific)}, **config})
+                                             "params": dict(recorded) if recorded is not None else
+                                             {"train": dict(shared), f"train_{model}": dict(specific)}, **config})
     if logger is not None:
         logger.make_summary()
         logger.end()

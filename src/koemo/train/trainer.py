@@ -156,7 +156,7 @@ class Trainer:
         loader = make_loader(train, config.batch_size, shuffle=True, seed=config.seed)
         weight = class_weights(train.labels, self.n_classes) if config.class_weighted else None
         criterion = nn.CrossEntropyLoss(weight=None if weight is None else weight.to(acc.device))
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        optimizer = torch.optim.AdamW(optimizer_params(model, config.lr), lr=config.lr, weight_decay=config.weight_decay)
         scheduler = make_scheduler(optimizer, config, total_steps=config.epochs * len(loader))
         model, optimizer, loader, scheduler = acc.prepare(model, optimizer, loader, scheduler)
 
@@ -242,6 +242,21 @@ class Trainer:
         model.train(was_training)
         probs[order] = np.concatenate(chunks)
         return probs
+
+
+def optimizer_params(model: nn.Module, lr: float):
+    """What AdamW optimises: `model.param_groups(lr)` when the model defines it (separate learning rates, e.g. a
+    fine-tuned encoder below its head), keeping only trainable parameters; else `model.parameters()`, as always."""
+    if not hasattr(model, "param_groups"):
+        return model.parameters()
+    groups = []
+    for group in model.param_groups(lr):
+        params = [p for p in group["params"] if p.requires_grad]
+        if params:
+            groups.append({**group, "params": params})
+    if not groups:
+        raise ValueError(f"{type(model).__name__}.param_groups: no trainable parameters")
+    return groups
 
 
 def _sampler_of(loader):

@@ -1,0 +1,118 @@
+"""`koemo` command line (also `python -m koemo`). One command so far: `predict`.
+
+    koemo predict --wav clip.wav --text "정말 화가 나요"       one utterance: a table (or --json)
+    koemo predict --csv utterances.csv --out predictions.csv  many: columns `wav` (or `wav_path`) and/or `text`
+
+Relative wav paths in a CSV are read relative to the CSV's folder. Models come from `--root`'s data/models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Sequence
+
+
+SKIPPED_NEEDS = {"text": "--text", "audio": "--wav", "wav2vec2": "--wav", "multimodal": "--wav and --text",
+                 "fusion": "--wav or --text", "stack": "every base model: --wav and --text"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="koemo", description="Korean speech emotion recognition (koemo).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    predict = commands.add_parser("predict", help="class probabilities of every base model and of the stack",
+                                  description="Class probabilities of every base model and of the stack, from the "
+                                              "artefacts `dvc repro` built in data/models.")
+    one = predict.add_argument_group("one utterance")
+    one.add_argument("--wav", help="a wav file (any sample rate; stereo is mixed down)")
+    one.add_argument("--text", help="its transcript")
+    many = predict.add_argument_group("a batch")
+    many.add_argument("--csv", type=Path, help="CSV with a `wav` (or `wav_path`) and/or a `text` column")
+    many.add_argument("--out", type=Path, help="where to write the batch's predictions (CSV; default: print it)")
+    predict.add_argument("--root", type=Path, default=Path("."), help="the koemo project (params.yaml, data/models); default: .")
+    predict.add_argument("--device", default="auto", help="auto (cuda when available) | cpu | cuda")
+    predict.add_argument("--json", action="store_true", help="one utterance: print JSON instead of a table")
+    return parser
+
+
+def _read_batch(path: Path):
+    import pandas as pd
+
+    from koemo.predict import PredictError, Utterance
+
+    if not path.is_file():
+        raise PredictError(f"{path}: no such file")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    wav_column = next((c for c in ("wav", "wav_path") if c in frame.columns), None)
+    if wav_column is None and "text" not in frame.columns:
+        raise PredictError(f"{path}: needs a `wav` (or `wav_path`) and/or a `text` column; found {list(frame.columns)}")
+    utterances = []
+    for row in frame.itertuples(index=False):
+        wav = getattr(row, wav_column) if wav_column else ""
+        if wav and not Path(wav).is_absolute():
+            wav = str(path.parent / wav)
+        utterances.append(Utterance(wav or None, getattr(row, "text", "") or None))
+    return utterances
+
+
+def _print_table(utterance, probs, classes) -> None:
+    width = max(len(c) for c in classes) + 2
+    print(f"wav:  {utterance.wav or '(none)'}\ntext: {utterance.text or '(none)'}")
+    print(f"{'model':<12}" + "".join(f"{c:>{width}}" for c in classes) + "  predicted")
+    for model, p in probs.items():
+        row = p[0]
+        if not all(math.isfinite(v) for v in row):
+            print(f"{model:<12}  skipped (needs {SKIPPED_NEEDS.get(model, 'its input')})")
+            continue
+        print(f"{model:<12}" + "".join(f"{v:>{width}.3f}" for v in row) + f"  {classes[int(row.argmax())]}")
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    from koemo.io import write_csv
+    from koemo.predict import Predictor, Utterance, result_table
+
+    if args.csv is None and args.wav is None and args.text is None:
+        raise SystemExit("koemo predict: give --wav and/or --text (one utterance) or --csv FILE (a batch)")
+    if args.csv is not None and (args.wav or args.text):
+        raise SystemExit("koemo predict: use either --csv or --wav/--text, not both")
+    utterances = _read_batch(args.csv) if args.csv is not None else [Utterance(args.wav, args.text)]
+    predictor = Predictor(args.root, device=args.device)
+    probs = predictor.predict(utterances)
+    classes = predictor.classes
+    if args.csv is not None:
+        table = result_table(utterances, probs, classes)
+        if args.out is not None:
+            write_csv(args.out, table)
+            complete = int((table["stack_predicted"] != "").sum())
+            print(f"koemo predict: {len(table)} utterances → {args.out} ({complete} with a stack prediction)")
+        else:
+            table.to_csv(sys.stdout, index=False)
+        return 0
+    if args.json:
+        out = {"wav": args.wav, "text": args.text, "classes": classes, "models": {}}
+        for model, p in probs.items():
+            finite = all(math.isfinite(v) for v in p[0])
+            out["models"][model] = ({"probabilities": dict(zip(classes, map(float, p[0]))), "predicted": classes[int(p[0].argmax())]}
+                                    if finite else None)
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        _print_table(utterances[0], probs, classes)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from koemo.predict import PredictError
+
+    args = _parser().parse_args(argv)
+    try:
+        return predict_command(args)
+    except PredictError as err:
+        print(f"koemo {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

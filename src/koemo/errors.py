@@ -1,0 +1,22 @@
+"""Errors the user fixes (bad input, missing weights or artefacts), each message saying what to do next.
+
+Stage scripts run `main` through `run_stage`: such an error ends the stage with its message and exit status 1
+instead of a traceback (raised inside `io.atomic_dir`, it has already removed the half-written output). Any
+other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+
+class UserError(RuntimeError):
+    """Raised for a problem in the user's data, params or artefacts; the message names the fix."""
+
+
+def run_stage(stage: str, main: Callable[..., Any], *args: Any) -> None:
+    try:
+        main(*args)
+    except UserError as err:
+        message = str(err)
+        raise SystemExit(message if message.startswith(stage) else f"{stage}: {message}") from None

@@ -1,0 +1,313 @@
+"""`koemo predict`: class probabilities of every base model and of the stack for new utterances.
+
+Everything comes from what `dvc repro` left under `data/models/` (fold weights, per-fold scalers, the
+meta-learner) and is computed by the stages' own code: the same decoder and resampler, the same batched
+feature extractor, the same registry encoders and pooling, the same model classes. A base model's output is
+the mean over its fold models, exactly as its test probabilities in `data/predictions/<model>.parquet`.
+
+Before anything is loaded, each model's recorded params (`koemo.lineage`) are compared with params.yaml:
+weights trained on other features or another encoder would give confident nonsense, so that is an error
+naming every differing key. A model whose input is absent (no wav, or no text) is skipped (NaN), except the
+fusion model, which was trained with modality dropout to predict from either modality alone; the stack needs
+every base model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from koemo.errors import UserError
+from koemo.lineage import differences, used_params
+from koemo.params import load_params
+
+MODELS_DIR = Path("data/models")
+NEEDS = {"text": ("text",), "audio": ("wav",), "multimodal": ("text", "wav"), "wav2vec2": ("wav",), "fusion": ()}
+
+
+class PredictError(UserError):
+    """Artefacts missing or stale, or an input that cannot be used; the message says what to do."""
+
+
+@dataclass
+class Utterance:
+    wav: str | None = None   # path to a wav (any rate, any channel count)
+    text: str | None = None  # its transcript
+
+
+def _read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise PredictError(f"{path} is missing ({what}). Build the models first: `dvc repro` (or `make demo`), "
+                           "or `dvc pull` them from your remote; run `koemo predict` from the project root or pass --root.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _local(root: Path, spec: Mapping[str, Any]) -> dict:
+    """A registry entry whose relative `path` is made absolute under `root` (so predict runs from anywhere)."""
+    spec = dict(spec)
+    if spec.get("path") and not Path(spec["path"]).is_absolute():
+        spec["path"] = str(root / spec["path"])
+    return spec
+
+
+class Predictor:
+    """Loads lazily what each model needs; `predict(utterances)` → {model: [n, classes] probabilities}."""
+
+    def __init__(self, root: str | Path = ".", device: str = "auto", batch_size: int = 32):
+        from koemo.device import resolve_device
+
+        self.root = Path(root).resolve()
+        params_path = self.root / "params.yaml"
+        if not params_path.is_file():
+            raise PredictError(f"no params.yaml in {self.root}: run from the koemo project root or pass --root DIR")
+        self.params = load_params(params_path)
+        self.classes = list(self.params["labels"]["classes"])
+        self.device = resolve_device(device)
+        self.batch_size = int(batch_size)
+        models_dir = self.root / MODELS_DIR
+        self.meta = _read_json(models_dir / "stack" / "meta.json", "the stack's meta-learner")
+        self.models = list(self.meta["models"])
+        self.configs = {m: _read_json(models_dir / m / "config.json", f"the {m} model") for m in self.models}
+        self._check_params()
+        self._cache: dict[str, Any] = {}
+
+    # ---- artefact checks -------------------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        problems = []
+        stack_now = self.params["stack"]
+        for line in differences({"stack": self.meta.get("params", {})}, {"stack": stack_now}):
+            problems.append(f"  data/models/stack: {line}")
+        if self.meta["classes"] != self.classes:
+            problems.append(f"  data/models/stack: labels.classes {self.meta['classes']} → {self.classes}")
+        for model, config in self.configs.items():
+            for line in differences(config.get("params", {}), used_params(model, self.params)):
+                problems.append(f"  data/models/{model}: {line}")
+            for k in range(int(config["folds"])):
+                if not (self.root / MODELS_DIR / model / f"fold{k}" / "model.safetensors").is_file():
+                    problems.append(f"  data/models/{model}/fold{k}/model.safetensors is missing")
+        if problems:
+            raise PredictError("the models in data/models were built with other params than params.yaml "
+                               "(recorded → now):\n" + "\n".join(problems[:20]) +
+                               "\nRun `dvc repro` to rebuild them (or `dvc checkout` the commit whose params match).")
+
+    # ---- shared inputs -------------------------------------------------------------------------------------
+    def _once(self, key: str, make: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def _text_encoder(self):
+        """The text.model registry encoder, frozen (sentence embeddings, as text_embeddings computed them)."""
+        from koemo.text.registry import load_encoder
+
+        name = self.params["text"]["model"]
+        return self._once("text_encoder", lambda: load_encoder(name, _local(self.root, self.params["encoders"][name])))
+
+    def _sentence_embeddings(self, texts: Sequence[str]) -> np.ndarray:
+        from koemo.text.embed import embed_texts
+
+        return embed_texts(self._text_encoder(), texts, self.batch_size, device=self.device, progress=False)
+
+    def _waves(self, paths: Sequence[str], rate: int, min_samples: int, needs: str) -> list[np.ndarray]:
+        """Mono float32 at `rate`, as the stages decode them; every unusable clip listed in one error."""
+        from koemo.audio.decode import decode_clip
+
+        waves, bad = [], []
+        for row, path in enumerate(paths):
+            clip = decode_clip(path, rate)
+            if clip.wave is None:
+                bad.append(f"  row {row}: {path}: {clip.reason} ({clip.detail})")
+            elif len(clip.wave) < min_samples:
+                bad.append(f"  row {row}: {path}: {len(clip.wave)} samples at {rate} Hz, shorter than {needs} ({min_samples})")
+            waves.append(clip.wave)
+        if bad:
+            raise PredictError("cannot use these wavs:\n" + "\n".join(bad[:10]) + "\nFix or remove them and run again.")
+        return waves
+
+    def _features(self, kind: str, paths: Sequence[str]) -> np.ndarray:
+        """`audio_features@<kind>` of un-augmented clips: [n, *shape] float32."""
+        from koemo.audio.features import FeatureExtractor, FeatureSpec
+
+        spec = FeatureSpec.from_params(kind, self.params["audio"])
+        extractor = self._once(f"extractor:{kind}", lambda: FeatureExtractor(spec, self.device))
+        waves = self._waves(paths, spec.sample_rate, spec.min_samples, f"one {kind} window")
+        return np.concatenate([extractor(waves[i:i + self.batch_size]) for i in range(0, len(waves), self.batch_size)])
+
+    def _ssl_features(self, paths: Sequence[str]) -> np.ndarray:
+        """`ssl_features@<ssl.model>` rows: [n, layers, dim], through the cache's float16 as training saw them."""
+        from koemo.speech.features import PoolStats, pool_clips, to_fp16
+        from koemo.speech.registry import load_audio_encoder
+
+        name = self.params["ssl"]["model"]
+        encoder = self._once("audio_encoder", lambda: load_audio_encoder(name, _local(self.root, self.params["audio_encoders"][name])))
+        waves = self._waves(paths, encoder.sample_rate, encoder.min_samples, f"{name}'s receptive field")
+        settings = self.params["ssl_features"]
+        stats = PoolStats()
+        pooled = pool_clips(encoder, waves, float(settings["chunk_seconds"]), float(settings["batch_seconds"]),
+                            device=self.device, stats=stats)
+        return to_fp16(pooled, stats).astype(np.float32)
+
+    # ---- fold models -----------------------------------------------------------------------------------------
+    def _batches(self, arrays: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+        n = len(next(iter(arrays.values())))
+        return [{key: value[start:start + self.batch_size] for key, value in arrays.items()}
+                for start in range(0, n, self.batch_size)]
+
+    def _fold_mean(self, model_name: str, network, batches: Callable[[int], Sequence[Mapping[str, np.ndarray]]]) -> np.ndarray:
+        """Mean over fold models of softmax(network(**batch)) for `batches(fold)` in order: one network, each
+        fold's weights loaded into it in turn (strict: a shape or name mismatch is an error, not a partial load)."""
+        import torch
+        from safetensors.torch import load_model
+
+        folds = int(self.configs[model_name]["folds"])
+        total = None
+        network.to(self.device).eval()
+        for k in range(folds):
+            load_model(network, str(self.root / MODELS_DIR / model_name / f"fold{k}" / "model.safetensors"),
+                       strict=True, device=str(self.device))
+            probs = []
+            with torch.inference_mode():
+                for batch in batches(k):
+                    inputs = {key: torch.as_tensor(np.asarray(value)).to(self.device) for key, value in batch.items()}
+                    probs.append(torch.softmax(network(**inputs).float(), dim=-1).cpu().numpy())
+            fold = np.concatenate(probs).astype(np.float64)
+            total = fold if total is None else total + fold
+        return (total / folds).astype(np.float32)
+
+    def _spec(self, model: str) -> dict:
+        return self.params[f"train_{model}"]
+
+    def _predict_text(self, texts: list[str]) -> np.ndarray:
+        from koemo.text.embed import pad_batch
+        from koemo.text.registry import load_encoder
+        from koemo.train.models import TextClassifier
+
+        name = self.params["text"]["model"]
+        encoder = load_encoder(name, _local(self.root, self.params["encoders"][name]))  # its own copy: weights get replaced
+        network = TextClassifier(encoder.model, len(self.classes), pooling=encoder.pooling,
+                                 dropout=float(self._spec("text")["dropout"]))
+        ids = encoder.encode(texts)
+        batches = []
+        for start in range(0, len(ids), self.batch_size):  # each batch padded to its own longest, as in training
+            input_ids, mask = pad_batch(ids[start:start + self.batch_size], encoder.pad_id)
+            batches.append({"input_ids": input_ids.numpy(), "attention_mask": mask.numpy()})
+        return self._fold_mean("text", network, lambda k: batches)
+
+    def _predict_audio(self, paths: list[str]) -> np.ndarray:
+        from koemo.train.models import AudioResNet
+
+        features = self._features(self._spec("audio")["features"], paths)
+        network = AudioResNet.from_params(len(self.classes), self._spec("audio"))
+        return self._fold_mean("audio", network, lambda k: self._batches({"features": features}))
+
+    def _predict_multimodal(self, texts: list[str], paths: list[str]) -> np.ndarray:
+        from safetensors.numpy import load_file
+
+        from koemo.train.models import MultimodalConv1D
+
+        x = np.concatenate([self._sentence_embeddings(texts),
+                            self._features(self._spec("multimodal")["audio_features"], paths)], axis=1).astype(np.float32)
+        network = MultimodalConv1D.from_params(x.shape[1], len(self.classes), self._spec("multimodal"))
+
+        def standardised(k: int) -> dict[str, np.ndarray]:
+            scaler = load_file(str(self.root / MODELS_DIR / "multimodal" / f"fold{k}" / "scaler.safetensors"))
+            return self._batches({"features": ((x - scaler["mean"]) / scaler["scale"]).astype(np.float32)})
+
+        return self._fold_mean("multimodal", network, standardised)
+
+    def _predict_wav2vec2(self, paths: list[str]) -> np.ndarray:
+        from koemo.speech.heads import SSLClassifier
+
+        if self.configs["wav2vec2"].get("mode", "frozen") == "finetune":
+            return self._predict_finetuned(paths)
+        features = self._ssl_features(paths)
+        network = SSLClassifier.from_params(features.shape[1], features.shape[2], len(self.classes), self._spec("wav2vec2"))
+        return self._fold_mean("wav2vec2", network, lambda k: self._batches({"features": features}))
+
+    def _predict_finetuned(self, paths: list[str]) -> np.ndarray:
+        """`train_wav2vec2.mode: finetune` folds: the whole encoder is in the weights; waveforms prepared as in training."""
+        from koemo.speech.finetune import SSLFineTuner, UndecodableClip, WaveRows, wave_collate
+        from koemo.speech.registry import load_audio_encoder
+
+        name, config = self.params["ssl"]["model"], self.configs["wav2vec2"]
+        encoder = load_audio_encoder(name, _local(self.root, self.params["audio_encoders"][name]))
+        rows = WaveRows(paths, np.zeros(len(paths), dtype=np.int64), encoder.sample_rate, encoder.normalize,
+                        int(config["max_samples"]), encoder.min_samples)
+        batches = []
+        for start in range(0, len(paths), self.batch_size):
+            try:
+                items = [rows[i] for i in range(start, min(start + self.batch_size, len(paths)))]
+            except UndecodableClip as err:
+                raise PredictError(str(err)) from None
+            batch = wave_collate(items)
+            batch.pop("labels")
+            batches.append({k: v.numpy() for k, v in batch.items()})
+        network = SSLFineTuner.from_params(encoder, len(self.classes), self._spec("wav2vec2"))
+        return self._fold_mean("wav2vec2", network, lambda k: batches)
+
+    def _predict_fusion(self, texts: list[str | None], paths: list[str | None]) -> np.ndarray:
+        """Absent modalities are zero rows, which the model reads as missing (its learned 'absent' vector)."""
+        from koemo.speech.heads import GatedFusion
+
+        config = self.configs["fusion"]
+        text = np.zeros((len(texts), int(config["text_dim"])), dtype=np.float32)
+        audio = np.zeros((len(paths), int(config["layers"]), int(config["dim"])), dtype=np.float32)
+        has_text = [i for i, t in enumerate(texts) if t is not None]
+        has_wav = [i for i, p in enumerate(paths) if p is not None]
+        if has_text:
+            text[has_text] = self._sentence_embeddings([texts[i] for i in has_text])
+        if has_wav:
+            audio[has_wav] = self._ssl_features([paths[i] for i in has_wav])
+        network = GatedFusion.from_params(text.shape[1], audio.shape[1], audio.shape[2], len(self.classes), self._spec("fusion"))
+        batches = self._batches({"text": text, "audio": audio})
+        probs = self._fold_mean("fusion", network, lambda k: batches)
+        probs[[i for i in range(len(texts)) if texts[i] is None and paths[i] is None]] = np.nan
+        return probs
+
+    # ---- public ------------------------------------------------------------------------------------------------
+    def predict(self, utterances: Sequence[Utterance]) -> dict[str, np.ndarray]:
+        """{base model…, "stack": [n, classes] float32}; NaN rows where a model's inputs are absent."""
+        from koemo.stack import MetaLearner
+
+        n, c = len(utterances), len(self.classes)
+        texts = [u.text if u.text not in (None, "") else None for u in utterances]
+        paths = [u.wav if u.wav not in (None, "") else None for u in utterances]
+        given = {"text": np.array([t is not None for t in texts], dtype=bool),
+                 "wav": np.array([p is not None for p in paths], dtype=bool)}
+        out: dict[str, np.ndarray] = {}
+        for model in self.models:
+            probs = np.full((n, c), np.nan, dtype=np.float32)
+            if model == "fusion":
+                out[model] = self._predict_fusion(texts, paths) if n else probs
+                continue
+            rows = np.flatnonzero(np.logical_and.reduce([given[need] for need in NEEDS[model]]))
+            if len(rows):
+                t, p = [texts[i] for i in rows], [paths[i] for i in rows]
+                probs[rows] = {"text": lambda: self._predict_text(t), "audio": lambda: self._predict_audio(p),
+                               "multimodal": lambda: self._predict_multimodal(t, p),
+                               "wav2vec2": lambda: self._predict_wav2vec2(p)}[model]()
+            out[model] = probs
+        learner = MetaLearner.from_json(self.meta)
+        stack = np.full((n, c), np.nan, dtype=np.float32)
+        complete = np.logical_and.reduce([np.isfinite(out[m]).all(axis=1) for m in self.models]) if n else np.zeros(0, bool)
+        if complete.any():
+            stack[complete] = learner.predict_proba({m: out[m][complete].astype(np.float64) for m in self.models})
+        out["stack"] = stack
+        return out
+
+
+def result_table(utterances: Sequence[Utterance], probs: Mapping[str, np.ndarray], classes: Sequence[str]):
+    """One row per utterance: its inputs, then `<model>_prob_<class>` and `<model>_predicted` per model."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"wav": [u.wav for u in utterances], "text": [u.text for u in utterances]})
+    for model, p in probs.items():
+        for k, name in enumerate(classes):
+            frame[f"{model}_prob_{name}"] = p[:, k]
+        finite = np.isfinite(p).all(axis=1)
+        frame[f"{model}_predicted"] = [classes[int(i)] if ok else "" for i, ok in zip(np.nan_to_num(p).argmax(axis=1), finite)]
+    return frame
