@@ -79,6 +79,9 @@ def predict_command(args: argparse.Namespace) -> int:
     if args.csv is not None and (args.wav or args.text):
         raise SystemExit("koemo predict: use either --csv or --wav/--text, not both")
     utterances = _read_batch(args.csv) if args.csv is not None else [Utterance(args.wav, args.text)]
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-model "Loading weights" bars would bury the answer
     predictor = Predictor(args.root, device=args.device)
     probs = predictor.predict(utterances)
     classes = predictor.classes
