@@ -15,6 +15,8 @@ from koemo.speech.registry import AudioEncoderSpec, load_audio_encoder
 from koemo.speech.tiny import build_tiny_audio_encoder, build_tiny_audio_encoders
 from koemo.hub import EncoderUnavailable
 
+from group_norm_wav2vec2 import write_group_norm_wav2vec2
+
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = load_params(REPO / "params.yaml")
 TINY = PARAMS["tiny_audio_encoders"]
@@ -107,13 +109,7 @@ def test_masked_pooling_ignores_padding(tiny):
 
 def test_group_norm_models_batch_equal_lengths_only(tmp_path):
     """wav2vec2-base normalises its first conv over the whole padded input, so it must never see padding."""
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
-
-    torch.manual_seed(0)
-    Wav2Vec2Model(Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                                 conv_dim=[16, 16], conv_kernel=[10, 8], conv_stride=[5, 8], num_conv_pos_embeddings=16,
-                                 num_conv_pos_embedding_groups=4, feat_extract_norm="group")).save_pretrained(tmp_path)
-    Wav2Vec2FeatureExtractor(return_attention_mask=False, do_normalize=True).save_pretrained(tmp_path)
+    write_group_norm_wav2vec2(tmp_path)
     encoder = load_audio_encoder("group-norm", {"path": str(tmp_path)})
     assert not encoder.uses_attention_mask and encoder.source == f"local:{tmp_path}"
     waves = _waves([8000, 20000, 8000], seed=5)

@@ -16,6 +16,8 @@ from koemo.speech.tiny import build_tiny_audio_encoders
 from koemo.train.cv import plan_folds, run_cv
 from koemo.train.data import Examples
 from koemo.train.trainer import TrainConfig, Trainer, optimizer_params
+
+from group_norm_wav2vec2 import write_group_norm_wav2vec2
 from test_ssl_features import RATE, TINY, _waves
 from test_train import CLASSES, FAST, synthetic_labels
 
@@ -124,13 +126,7 @@ def test_logits_ignore_padding_when_the_encoder_takes_a_mask(load_tiny):
 
 
 def test_group_norm_encoders_get_no_attention_mask(tmp_path):
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
-
-    torch.manual_seed(0)
-    Wav2Vec2Model(Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                                 conv_dim=[16, 16], conv_kernel=[10, 8], conv_stride=[5, 8], num_conv_pos_embeddings=16,
-                                 num_conv_pos_embedding_groups=4, feat_extract_norm="group")).save_pretrained(tmp_path)
-    Wav2Vec2FeatureExtractor(return_attention_mask=False, do_normalize=True).save_pretrained(tmp_path)
+    write_group_norm_wav2vec2(tmp_path)
     model = SSLFineTuner.from_params(load_audio_encoder("group-norm", {"path": str(tmp_path)}), len(CLASSES), SPEC)
     seen = []
     handle = model.encoder.register_forward_pre_hook(lambda m, a, kw: seen.append(kw.get("attention_mask")), with_kwargs=True)
