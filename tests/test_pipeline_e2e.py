@@ -85,6 +85,15 @@ def test_predict_reproduces_the_pipelines_test_probabilities(demo_repo):
         want = frame.loc[test["wav_id"], [f"prob_{c}" for c in classes]].to_numpy()
         got = predicted[[f"{model}_prob_{c}" for c in classes]].to_numpy(dtype=float)
         np.testing.assert_allclose(got, want, atol=2e-4, err_msg=model)
+    # in chunks (as a long CSV is read), the same numbers
+    from koemo.cli import predict_in_chunks
+    from koemo.predict import Predictor, Utterance
+
+    chunked = predict_in_chunks(Predictor(demo_repo.root, device="cpu"),
+                                [Utterance(str(demo_repo.root / w), t) for w, t in zip(test["wav_path"], test["text"])], chunk=5)
+    for model, probs in chunked.items():
+        np.testing.assert_allclose(probs, predicted[[f"{model}_prob_{c}" for c in classes]].to_numpy(dtype=float),
+                                   atol=1e-5, err_msg=model)
     (demo_repo.root / "batch.csv").unlink()
     (demo_repo.root / "predicted.csv").unlink()
 

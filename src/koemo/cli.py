@@ -3,7 +3,8 @@
     koemo predict --wav clip.wav --text "정말 화가 나요"       one utterance: a table (or --json)
     koemo predict --csv utterances.csv --out predictions.csv  many: columns `wav` (or `wav_path`) and/or `text`
 
-Relative wav paths in a CSV are read relative to the CSV's folder. Models come from `--root`'s data/models.
+Relative wav paths in a CSV are read relative to the CSV's folder; errors name a CSV row by its data row,
+counted from 0. Models come from `--root`'s data/models.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 
+CHUNK = 256  # utterances predicted together in batch mode
 SKIPPED_NEEDS = {"text": "--text", "audio": "--wav", "wav2vec2": "--wav", "multimodal": "--wav and --text",
                  "fusion": "--wav or --text", "stack": "every base model: --wav and --text"}
 
@@ -70,6 +72,17 @@ def _print_table(utterance, probs, classes) -> None:
         print(f"{model:<12}" + "".join(f"{v:>{width}.3f}" for v in row) + f"  {classes[int(row.argmax())]}")
 
 
+def predict_in_chunks(predictor, utterances, chunk: int = CHUNK) -> dict:
+    """`predictor.predict` over `chunk` utterances at a time (memory stays flat on a long CSV), with progress."""
+    import numpy as np
+    from tqdm import tqdm
+
+    parts = [predictor.predict(utterances[start:start + chunk], first_row=start)
+             for start in tqdm(range(0, len(utterances), chunk), desc="predict", unit="chunk",
+                               disable=len(utterances) <= chunk)]
+    return {model: np.concatenate([part[model] for part in parts]) for model in parts[0]}
+
+
 def predict_command(args: argparse.Namespace) -> int:
     from koemo.io import write_csv
     from koemo.predict import Predictor, Utterance, result_table
@@ -83,7 +96,7 @@ def predict_command(args: argparse.Namespace) -> int:
 
     hf_logging.disable_progress_bar()  # per-model "Loading weights" bars would bury the answer
     predictor = Predictor(args.root, device=args.device)
-    probs = predictor.predict(utterances)
+    probs = predict_in_chunks(predictor, utterances)
     classes = predictor.classes
     if args.csv is not None:
         table = result_table(utterances, probs, classes)

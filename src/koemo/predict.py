@@ -74,6 +74,8 @@ class Predictor:
         self.configs = {m: _read_json(models_dir / m / "config.json", f"the {m} model") for m in self.models}
         self._check_params()
         self._cache: dict[str, Any] = {}
+        self._decoded: dict[tuple[str, int], Any] = {}  # (path, rate) → Decoded, for one `predict` call
+        self._row: dict[str, int] = {}                  # path → its utterance's row, for messages
 
     # ---- artefact checks -------------------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -90,8 +92,8 @@ class Predictor:
                 if not (self.root / MODELS_DIR / model / f"fold{k}" / "model.safetensors").is_file():
                     problems.append(f"  data/models/{model}/fold{k}/model.safetensors is missing")
         if problems:
-            raise PredictError("the models in data/models were built with other params than params.yaml "
-                               "(recorded → now):\n" + "\n".join(problems[:20]) +
+            raise PredictError("the models in data/models are incomplete or were built with other params than "
+                               "params.yaml (recorded → now):\n" + "\n".join(problems[:20]) +
                                "\nRun `dvc repro` to rebuild them (or `dvc checkout` the commit whose params match).")
 
     # ---- shared inputs -------------------------------------------------------------------------------------
@@ -113,12 +115,15 @@ class Predictor:
         return embed_texts(self._text_encoder(), texts, self.batch_size, device=self.device, progress=False)
 
     def _waves(self, paths: Sequence[str], rate: int, min_samples: int, needs: str) -> list[np.ndarray]:
-        """Mono float32 at `rate`, as the stages decode them; every unusable clip listed in one error."""
+        """Mono float32 at `rate`, as the stages decode them (each clip once per call, whichever models read it);
+        every unusable clip listed in one error."""
         from koemo.audio.decode import decode_clip
 
         waves, bad = [], []
-        for row, path in enumerate(paths):
-            clip = decode_clip(path, rate)
+        for path in paths:
+            if (path, rate) not in self._decoded:
+                self._decoded[(path, rate)] = decode_clip(path, rate)
+            clip, row = self._decoded[(path, rate)], self._row.get(path, "?")
             if clip.wave is None:
                 bad.append(f"  row {row}: {path}: {clip.reason} ({clip.detail})")
             elif len(clip.wave) < min_samples:
@@ -269,13 +274,16 @@ class Predictor:
         return probs
 
     # ---- public ------------------------------------------------------------------------------------------------
-    def predict(self, utterances: Sequence[Utterance]) -> dict[str, np.ndarray]:
-        """{base model…, "stack": [n, classes] float32}; NaN rows where a model's inputs are absent."""
+    def predict(self, utterances: Sequence[Utterance], first_row: int = 0) -> dict[str, np.ndarray]:
+        """{base model…, "stack": [n, classes] float32}; NaN rows where a model's inputs are absent. Errors name
+        an utterance as `row first_row + i` (a CSV's data rows counted from 0)."""
         from koemo.stack import MetaLearner
 
         n, c = len(utterances), len(self.classes)
         texts = [u.text if u.text not in (None, "") else None for u in utterances]
         paths = [u.wav if u.wav not in (None, "") else None for u in utterances]
+        self._decoded = {}
+        self._row = {p: first_row + i for i, p in reversed(list(enumerate(paths))) if p is not None}
         given = {"text": np.array([t is not None for t in texts], dtype=bool),
                  "wav": np.array([p is not None for p in paths], dtype=bool)}
         out: dict[str, np.ndarray] = {}
