@@ -26,10 +26,15 @@ SPEC = {"epochs": 1, "batch_size": 8, "lr": 1e-2, "weight_decay": 0.0, "schedule
 
 
 @pytest.fixture(scope="module")
-def load_tiny(tmp_path_factory):
+def tiny_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("audio_encoders")
     build_tiny_audio_encoders(TINY, root)
-    return lambda: load_audio_encoder("tiny-wav2vec2", {"path": str(root / "tiny-wav2vec2")})
+    return root / "tiny-wav2vec2"
+
+
+@pytest.fixture(scope="module")
+def load_tiny(tiny_dir):
+    return lambda: load_audio_encoder("tiny-wav2vec2", {"path": str(tiny_dir)})
 
 
 def _write_wavs(directory: Path, lengths, seed: int = 0) -> list[str]:
@@ -184,3 +189,49 @@ def test_folds_train_fresh_encoders_on_cropped_clips_and_save_layer_weights(load
     assert len(weights) == 2 and all(len(w) == TINY["layers"] + 1 and abs(sum(w) - 1) < 1e-6 for w in weights)
     test = labels["split"].to_numpy() == "test"
     assert np.isfinite(result.test[test]).all() and np.allclose(result.test[test].sum(axis=1), 1, atol=1e-5)
+
+
+def test_predict_uses_finetuned_folds_with_the_training_preprocessing(load_tiny, tiny_dir, tmp_path):
+    """`koemo predict` on a fine-tuned wav2vec2 (stack `mean` over it alone): each fold's full encoder + head is
+    loaded, and clips are cropped/normalised as in training, so its output is the fold mean computed by hand."""
+    import json
+
+    import yaml
+    from safetensors.torch import save_model
+
+    from koemo.lineage import used_params
+    from koemo.predict import Predictor, Utterance
+
+    root = tmp_path / "project"
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text(encoding="utf-8"))
+    params["audio_encoders"]["tiny-wav2vec2"] = {"path": str(tiny_dir)}
+    params["ssl"]["model"] = "tiny-wav2vec2"
+    params["train_wav2vec2"] = {**params["train_wav2vec2"], **SPEC, "mode": "finetune"}
+    params["stack"] = {**params["stack"], "base_models": ["wav2vec2"], "learner": "mean"}
+    root.mkdir()
+    (root / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+    models = root / "data/models"
+    max_samples = int(SPEC["max_seconds"] * RATE)
+    folds = []
+    for k in range(2):
+        torch.manual_seed(k)
+        model = SSLFineTuner.from_params(load_tiny(), len(CLASSES), params["train_wav2vec2"]).eval()
+        (models / "wav2vec2" / f"fold{k}").mkdir(parents=True)
+        save_model(model, str(models / "wav2vec2" / f"fold{k}" / "model.safetensors"))
+        folds.append(model)
+    (models / "wav2vec2/config.json").write_text(json.dumps({"folds": 2, "mode": "finetune", "max_samples": max_samples,
+                                                              "params": used_params("wav2vec2", params)}))
+    (models / "stack").mkdir()
+    (models / "stack/meta.json").write_text(json.dumps({"learner": "mean", "models": ["wav2vec2"], "classes": CLASSES,
+                                                          "features": "proba", "params": params["stack"]}))
+    paths = _write_wavs(tmp_path / "wav", [RATE, RATE // 3])  # the first is longer than max_seconds: cropped
+    probs = Predictor(root, device="cpu").predict([Utterance(p) for p in paths])
+
+    encoder = load_tiny()
+    batch = wave_collate([WaveRows(paths, np.zeros(2, dtype=np.int64), RATE, encoder.normalize, max_samples,
+                                   encoder.min_samples)[i] for i in range(2)])
+    batch.pop("labels")
+    with torch.inference_mode():
+        expected = torch.stack([torch.softmax(m(**batch), dim=-1) for m in folds]).mean(dim=0).numpy()
+    np.testing.assert_allclose(probs["wav2vec2"], expected, atol=1e-5)
+    np.testing.assert_allclose(probs["stack"], expected, atol=1e-5)
