@@ -25,8 +25,6 @@ def finetune_inputs(params, labels: pd.DataFrame, n_classes: int):
     name = params["ssl"]["model"]
     if name not in params["audio_encoders"]:
         raise SystemExit(f"train_wav2vec2: no audio_encoders.{name} in params.yaml (ssl.model)")
-    paths = pd.read_parquet(LABELS, columns=["wav_id", "wav_path"]).set_index("wav_id")["wav_path"]
-    labels = labels.assign(wav_path=paths.reindex(labels["wav_id"]).to_numpy())
     return FineTuneInputs(labels, lambda: load_audio_encoder(name, params["audio_encoders"][name]), n_classes,
                           params["train_wav2vec2"])
 

@@ -20,7 +20,7 @@ from koemo.metrics import write_metrics
 from koemo.train.cv import CVResult, FoldJob, FoldPlan, confusion_table, plan_folds, predictions_frame, run_cv, summarize
 from koemo.train.trainer import TrainConfig, Trainer, describe_device
 
-LABEL_COLUMNS = ["wav_id", "text", "split", "fold", "group", "label", "label_id"]
+LABEL_COLUMNS = ["wav_id", "wav_path", "text", "split", "fold", "group", "label", "label_id"]
 
 
 def read_labels(path: str | Path, classes: Sequence[str]) -> pd.DataFrame:
