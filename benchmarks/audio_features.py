@@ -1,18 +1,18 @@
-"""audio_features speed: the seed's per-file loop vs this stage's code path, on the same clips in one run.
+"""audio_features speed: the reference project's per-file loop vs this stage's code path, on the same clips in one run.
 
 Synthesises `--clips` voice-like clips (3–6 s, 48 kHz 16-bit mono, like the AI Hub release) into a temp dir,
-so it needs no pipeline output. Seed-style `mel`: librosa.load at the native rate (torchaudio.load needs
+so it needs no pipeline output. Reference-style `mel`: librosa.load at the native rate (torchaudio.load needs
 torchcodec, not installed) + torchaudio MelSpectrogram(n_fft=400, hop_length=160, n_mels=128) + AmplitudeToDB,
-cropped/padded per file; timed twice: the transform built per file (as the seed's loop) and hoisted out of
-the loop (the strongest per-file baseline). Stage: `koemo.audio.extract.extract_kind` as the stage runs it
+cropped/padded per file; timed twice: the transform built per file (as the reference project's loop) and hoisted out of
+the loop (the strongest per-file baseline). Stage: `koemo.features.cache.extract_kind` as the stage runs it
 (thread-pool decode + soxr to 16 kHz, batched torch STFT, shards + index written), no augmentation. Also the
-seed's `melmean` loop (librosa.load at 22,050 Hz + melspectrogram(n_mels=13) + power_to_db(ref=max) + mean)
+reference project's `melmean` loop (librosa.load at 22,050 Hz + melspectrogram(n_mels=13) + power_to_db(ref=max) + mean)
 against the stage's melmean, and the GPU figure when CUDA is available. Paths alternate `--repeats` times;
 the best time of each counts.
 
     python benchmarks/audio_features.py [--clips 200] [--repeats 2] [--workers 2]
 
-Issue 3's targets on the 2-core CPU: mel ≥ 10× the seed loop and ≥ 1,000× real time.
+Issue 3's targets on the 2-core CPU: mel ≥ 10× the reference loop and ≥ 1,000× real time.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def synthesise(directory: Path, clips: int, rate: int = 48000, seed: int = 0) ->
     return pd.DataFrame(rows), total
 
 
-def seed_mel(paths, max_frames: int = 400, hoisted: bool = False) -> np.ndarray:
-    """The seed's loop; `hoisted` builds the MelSpectrogram once per rate instead of once per file."""
+def reference_mel(paths, max_frames: int = 400, hoisted: bool = False) -> np.ndarray:
+    """The reference project's loop; `hoisted` builds the MelSpectrogram once per rate instead of once per file."""
     import librosa
     import torch
     import torchaudio
@@ -69,7 +69,7 @@ def seed_mel(paths, max_frames: int = 400, hoisted: bool = False) -> np.ndarray:
     return np.stack(out)
 
 
-def seed_melmean(paths) -> np.ndarray:
+def reference_melmean(paths) -> np.ndarray:
     import librosa
 
     out = []
@@ -81,9 +81,9 @@ def seed_melmean(paths) -> np.ndarray:
 
 def stage_run(labels, kind: str, workers: int, device, directory: Path) -> float:
     """Wall seconds of `extract_kind` (pool, decode, features, shards, index) for this labels frame."""
-    from koemo.audio.augment import AugmentSpec
-    from koemo.audio.extract import extract_kind
-    from koemo.audio.features import FeatureSpec
+    from koemo.features.augment import AugmentSpec
+    from koemo.features.cache import extract_kind
+    from koemo.features.spectral import FeatureSpec
 
     spec = FeatureSpec.from_params(kind, AUDIO)
     out = Path(tempfile.mkdtemp(dir=directory))
@@ -100,9 +100,9 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def report(kind: str, seeds: dict[str, float], stage: float, audio_seconds: float) -> None:
+def report(kind: str, references: dict[str, float], stage: float, audio_seconds: float) -> None:
     print(f"{kind:8s} stage CPU {stage:6.3f} s = {audio_seconds / stage:6.0f}× real time")
-    for name, s in seeds.items():
+    for name, s in references.items():
         print(f"{'':8s} {name:42s} {s:6.3f} s = {audio_seconds / s:6.0f}× real time → stage is {s / stage:5.1f}× faster")
 
 
@@ -115,7 +115,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="At least one mel filterbank")
     import torch
 
-    from koemo.audio.decode import decode_clips
+    from koemo.decode import decode_clips
     from koemo.params import load_params
 
     global AUDIO
@@ -127,25 +127,25 @@ def main() -> None:
         paths = labels["wav_path"].tolist()
         print(f"{args.clips} clips, {audio_seconds:.0f} s of 48 kHz audio; torch threads {torch.get_num_threads()}, "
               f"stage workers {args.workers}, best of {args.repeats}")
-        seed_mel(paths[:5]), seed_melmean(paths[:5])                     # imports, page cache, filterbanks
+        reference_mel(paths[:5]), reference_melmean(paths[:5])                     # imports, page cache, filterbanks
         stage_run(labels.head(5), "mel", args.workers, cpu, tmp), stage_run(labels.head(5), "melmean", args.workers, cpu, tmp)
-        seeds = {"mel": {"seed loop (MelSpectrogram built per file)": lambda: seed_mel(paths),
-                         "seed loop, transform hoisted out of the loop": lambda: seed_mel(paths, hoisted=True)},
-                 "melmean": {"seed loop (librosa.load 22,050 Hz + librosa)": lambda: seed_melmean(paths)}}
-        fastest_seed = float("inf")
-        for kind, loops in seeds.items():
-            seed_t, stage_t = {name: [] for name in loops}, []
+        references = {"mel": {"reference loop (MelSpectrogram built per file)": lambda: reference_mel(paths),
+                         "reference loop, transform hoisted out of the loop": lambda: reference_mel(paths, hoisted=True)},
+                 "melmean": {"reference loop (librosa.load 22,050 Hz + librosa)": lambda: reference_melmean(paths)}}
+        fastest = float("inf")
+        for kind, loops in references.items():
+            ref_t, stage_t = {name: [] for name in loops}, []
             for _ in range(args.repeats):                                  # alternate, best of each
                 for name, fn in loops.items():
-                    seed_t[name].append(timed(fn))
+                    ref_t[name].append(timed(fn))
                 stage_t.append(stage_run(labels, kind, args.workers, cpu, tmp))
-            report(kind, {name: min(t) for name, t in seed_t.items()}, min(stage_t), audio_seconds)
-            fastest_seed = min(fastest_seed, *(min(t) for t in seed_t.values()))
+            report(kind, {name: min(t) for name, t in ref_t.items()}, min(stage_t), audio_seconds)
+            fastest = min(fastest, *(min(t) for t in ref_t.values()))
         # The floor under any implementation: reading the files and resampling to 16 kHz, nothing else.
         decode = min(timed(lambda: decode_clips(paths, int(AUDIO["sample_rate"]), workers=args.workers))
                      for _ in range(args.repeats))
         print(f"decode + resample only ({args.workers} threads) {decode:6.3f} s = {audio_seconds / decode:6.0f}× real time → "
-              f"no feature code can beat the fastest seed loop by more than {fastest_seed / decode:.1f}× here")
+              f"no feature code can beat the fastest reference loop by more than {fastest / decode:.1f}× here")
         if torch.cuda.is_available():
             gpu = torch.device("cuda")
             stage_run(labels.head(5), "mel", args.workers, gpu, tmp)

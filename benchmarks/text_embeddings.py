@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from koemo.text.embed import embed_texts, pool, resolve_device  # noqa: E402
 from koemo.text.registry import load_encoder  # noqa: E402
-from koemo.text.tiny import build_tiny_encoder  # noqa: E402
+from koemo.tiny.text import build_tiny_encoder  # noqa: E402
 
 CLAUSES = ["오늘 회사에서 부장님이 또 소리를 질렀어", "친구랑 맛있는 저녁을 먹어서 기분이 좋아", "그냥 집에서 쉬었어요",
            "시험에 떨어져서 너무 속상해", "버스를 놓쳐서 정말 짜증 났어", "동생이 선물을 줘서 행복했어요",

@@ -1,27 +1,33 @@
-"""corpus stage: the AI Hub release(s) or the demo corpus → data/manifest.parquet (+ the drop report)."""
+"""corpus stage: the AI Hub release(s) or the demo corpus → one manifest (+ the drop report)."""
 
+import argparse
 import time
+from pathlib import Path
 
-from koemo.aihub import read_aihub_dir, summarize
+from koemo.aihub import SOURCES, UnknownSource, read_aihub_dir, summarize
 from koemo.errors import run_stage
 from koemo.io import write_csv, write_parquet
-from koemo.metrics import write_metrics
+from koemo.metrics import add_metrics_args, write_metrics
 from koemo.params import load_params
 
-DEMO_DIR = "data/raw/demo"
 
-
-def main() -> None:
-    params = load_params()["data"]
-    source = params["source"]
-    if source not in ("demo", "aihub"):
-        raise SystemExit(f"data.source={source!r}: choose demo or aihub (e.g. dvc exp run -S data.source=aihub)")
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--demo-dir", type=Path, required=True, help="the demo corpus (read when data.source=demo)")
+    parser.add_argument("--aihub-dir", type=Path, required=True, help="the AI Hub copy (read when data.source=aihub)")
+    parser.add_argument("--manifest", type=Path, required=True, help="one row per usable CSV row (parquet)")
+    parser.add_argument("--dropped", type=Path, required=True, help="every dropped row with its reason (CSV)")
+    add_metrics_args(parser)
+    args = parser.parse_args(argv)
+    source = load_params()["data"]["source"]
+    if source not in SOURCES:
+        raise UnknownSource(f"data.source={source!r}: choose demo or aihub (e.g. dvc exp run -S data.source=aihub)")
     started = time.perf_counter()
-    result = read_aihub_dir(DEMO_DIR if source == "demo" else params["aihub_dir"])
-    write_parquet("data/manifest.parquet", result.manifest)
-    write_csv("data/corpus_dropped.csv", result.dropped)
+    result = read_aihub_dir(args.demo_dir if source == "demo" else args.aihub_dir)
+    write_parquet(args.manifest, result.manifest)
+    write_csv(args.dropped, result.dropped)
     summary = summarize(result, source)
-    write_metrics("corpus", summary, runtime={"wall_seconds": time.perf_counter() - started})
+    write_metrics(args.metrics, summary, args.runtime, {"wall_seconds": time.perf_counter() - started})
     print(f"corpus: {summary['rows_read']} rows read, {summary['rows_kept']} kept, "
           f"{summary['rows_dropped']} dropped {summary['dropped_by_reason']}")
 

@@ -1,37 +1,39 @@
-"""demo stage: synthesise the offline Korean demo corpus (AI Hub format) into data/raw/demo.
+"""demo stage: synthesise the offline Korean demo corpus (AI Hub format); a README only for data.source other than demo."""
 
-With data.source other than demo it only writes a README there, so the stage costs nothing.
-"""
-
+import argparse
 import os
 import time
+from pathlib import Path
 
 from koemo.demo import build_demo_corpus, write_disabled
 from koemo.errors import run_stage
-from koemo.metrics import write_metrics
+from koemo.metrics import add_metrics_args, write_metrics
 from koemo.params import load_params
 
-OUT_DIR = "data/raw/demo"
 # Each utterance is synthesised by a fresh espeak-ng instance, so the bytes do not depend on this.
 WORKERS = min(2, os.cpu_count() or 1)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, required=True, help="the demo corpus directory (CSV + wav/)")
+    add_metrics_args(parser)
+    args = parser.parse_args(argv)
     params = load_params()
     source, demo = params["data"]["source"], params["demo"]
     if source != "demo":
-        write_disabled(OUT_DIR, source)
-        write_metrics("demo", {"enabled": False, "source": source}, runtime={"wall_seconds": 0.0})
-        print(f"demo: data.source={source}, demo corpus disabled (wrote {OUT_DIR}/README.md only)")
+        write_disabled(args.out, source)
+        write_metrics(args.metrics, {"enabled": False, "source": source}, args.runtime, {"wall_seconds": 0.0})
+        print(f"demo: data.source={source}, demo corpus disabled (wrote {args.out}/README.md only)")
         return
     started = time.perf_counter()
     summary = build_demo_corpus(
-        OUT_DIR, size=demo["size"], seed=demo["seed"], sample_rate=demo["sample_rate"], speakers=demo["speakers"],
+        args.out, size=demo["size"], seed=demo["seed"], sample_rate=demo["sample_rate"], speakers=demo["speakers"],
         annotator_noise=demo["annotator_noise"], text_cue_strength=demo["text_cue_strength"], workers=WORKERS,
     )
     wall = time.perf_counter() - started
-    write_metrics("demo", {"enabled": True, "source": source, **summary},
-                  runtime={"wall_seconds": wall, "x_real_time": summary["total_audio_seconds"] / wall, "workers": WORKERS})
+    write_metrics(args.metrics, {"enabled": True, "source": source, **summary}, args.runtime,
+                  {"wall_seconds": wall, "x_real_time": summary["total_audio_seconds"] / wall, "workers": WORKERS})
     print(f"demo: {summary['utterances']} utterances ({summary['distinct_sentences']} distinct sentences), "
           f"{summary['total_audio_seconds']:.0f} s of audio in {wall:.1f} s")
 

@@ -1,5 +1,8 @@
 """labels stage: five annotators → one label; one grouped, stratified test + K-fold split."""
 
+import argparse
+from pathlib import Path
+
 import pandas as pd
 
 from koemo.errors import run_stage
@@ -9,12 +12,17 @@ from koemo.metrics import write_metrics
 from koemo.params import load_params
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--manifest", type=Path, required=True, help="the corpus stage's manifest (parquet)")
+    parser.add_argument("--out", type=Path, required=True, help="the labels table every later stage reads (parquet)")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics/labels.json")
+    args = parser.parse_args(argv)
     params = load_params()
-    manifest = pd.read_parquet("data/manifest.parquet")
+    manifest = pd.read_parquet(args.manifest)
     table, metrics = build_label_table(manifest, params["labels"]["strategy"], params["labels"]["classes"], params["split"])
-    write_parquet("data/labels.parquet", table)
-    write_metrics("labels", metrics)
+    write_parquet(args.out, table)
+    write_metrics(args.metrics, metrics)
     print(f"labels: {metrics['rows_kept']}/{metrics['rows_in']} rows kept; train {metrics['class_counts']['train']}, "
           f"test {metrics['class_counts']['test']}; Fleiss' kappa {metrics['fleiss_kappa']:.3f}")
 

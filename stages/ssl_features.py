@@ -1,48 +1,48 @@
 """ssl_features@<audio encoder> stage: all hidden layers of a frozen SSL speech encoder, mean-pooled per clip."""
 
+import argparse
 import sys
-from functools import partial
+from pathlib import Path
 
 import pandas as pd
 
-from koemo.audio.decode import decode_clips
-from koemo.audio.extract import check_failures
 from koemo.device import resolve_device
 from koemo.errors import run_stage
+from koemo.extraction import check_failures
 from koemo.io import atomic_dir
-from koemo.metrics import write_metrics
+from koemo.metrics import add_metrics_args, write_metrics
 from koemo.params import load_params
-from koemo.speech.extract import extract_features
-from koemo.speech.registry import load_audio_encoder
+from koemo.ssl.cache import extract_features
+from koemo.ssl.registry import load_audio_encoder, unknown_audio_encoder
 
 
-def failed_detail(metrics: dict) -> str:
-    reasons = metrics["failures_by_reason"]
-    return f" ({', '.join(f'{k}: {v}' for k, v in reasons.items())}; see data/ssl/{metrics['encoder']}/failures.csv)" if reasons else ""
-
-
-def main(name: str) -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("encoder", help="a name from params.yaml `audio_encoders`")
+    parser.add_argument("--labels", type=Path, required=True, help="data/labels.parquet")
+    parser.add_argument("--out", type=Path, required=True, help="directory: float16 shards + index.parquet + failures.csv")
+    add_metrics_args(parser)
+    args = parser.parse_args(argv)
     params = load_params()
-    if name not in params["audio_encoders"]:
-        raise SystemExit(f"ssl_features: no audio_encoders.{name} in params.yaml (known: {', '.join(params['audio_encoders'])})")
-    settings = params["ssl_features"]
-    limit = float(params["audio"]["max_failure_fraction"])
-    decode = partial(decode_clips, workers=int(params["audio"]["workers"]))  # audio_features' decoder: same rate conversion
-    labels = pd.read_parquet("data/labels.parquet", columns=["wav_id", "wav_path"])
-    encoder = load_audio_encoder(name, params["audio_encoders"][name])
-    with atomic_dir(f"data/ssl/{name}") as tmp:
-        metrics, runtime = extract_features(encoder, labels, decode, tmp, float(settings["chunk_seconds"]),
+    if args.encoder not in params["audio_encoders"]:
+        raise unknown_audio_encoder(args.encoder, params["audio_encoders"])
+    settings, audio = params["ssl_features"], params["audio"]
+    labels = pd.read_parquet(args.labels, columns=["wav_id", "wav_path"])
+    encoder = load_audio_encoder(args.encoder, params["audio_encoders"][args.encoder])
+    stage = f"ssl_features@{args.encoder}"
+    with atomic_dir(args.out) as tmp:
+        metrics, runtime = extract_features(encoder, labels, tmp, float(settings["chunk_seconds"]),
                                             float(settings["batch_seconds"]), int(settings["block_clips"]),
-                                            device=resolve_device(settings.get("device", "auto")))
-        check_failures(metrics, tmp, limit, stage=f"ssl_features@{name}")  # raising here leaves no output behind
-    write_metrics(f"ssl_features_{name}", metrics, runtime)
-    print(f"ssl_features@{name}: {metrics['clips']}/{metrics['clips_in']} clips → [{metrics['clips']}, {metrics['layers']}, "
+                                            workers=int(audio["workers"]), device=resolve_device(settings.get("device", "auto")))
+        check_failures(metrics, tmp, float(audio["max_failure_fraction"]), stage=stage)  # raising leaves no output
+    write_metrics(args.metrics, metrics, args.runtime, runtime)
+    reasons = metrics["failures_by_reason"]
+    detail = f" ({', '.join(f'{k}: {v}' for k, v in reasons.items())}; see {args.out}/failures.csv)" if reasons else ""
+    print(f"{stage}: {metrics['clips']}/{metrics['clips_in']} clips → [{metrics['clips']}, {metrics['layers']}, "
           f"{metrics['dim']}] float16 from {metrics['source']} ({metrics['audio_seconds'] / 3600:.2f} h audio, "
-          f"{metrics['chunked_clips']} chunked), {metrics['failed']} failed{failed_detail(metrics)}; "
+          f"{metrics['chunked_clips']} chunked), {metrics['failed']} failed{detail}; "
           f"{runtime['x_real_time'] or 0:.0f}× real time on {runtime['device']}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python stages/ssl_features.py <encoder name from params.yaml audio_encoders>")
-    run_stage(f"ssl_features@{sys.argv[1]}", main, sys.argv[1])
+    run_stage(f"ssl_features@{sys.argv[1]}" if len(sys.argv) > 1 else "ssl_features", main)

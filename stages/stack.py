@@ -1,33 +1,43 @@
 """stack stage: meta-learner on the base models' out-of-fold probabilities; final test metrics and plots."""
 
+import argparse
 import time
+from pathlib import Path
 
 import pandas as pd
 
 from koemo.errors import run_stage
 from koemo.io import write_csv, write_json, write_parquet
-from koemo.metrics import write_metrics
+from koemo.metrics import add_metrics_args, confusion_rows, write_metrics
 from koemo.params import load_params
 from koemo.stack import load_base_predictions, prob_columns, run_stack
-from koemo.evaluate import confusion_rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--labels", type=Path, required=True, help="data/labels.parquet")
+    parser.add_argument("--base-predictions", type=Path, required=True, help="directory of <model>.parquet per base model")
+    parser.add_argument("--predictions", type=Path, required=True, help="the stack's test probabilities (parquet)")
+    parser.add_argument("--model-dir", type=Path, required=True, help="the fitted meta-learner (meta.json)")
+    parser.add_argument("--confusion", type=Path, required=True, help="test confusion rows for dvc plots (CSV)")
+    parser.add_argument("--per-class-f1", type=Path, required=True, help="test F1 per class of every model (CSV)")
+    add_metrics_args(parser)
+    args = parser.parse_args(argv)
     started = time.perf_counter()
     params = load_params()
     classes, stack_params = params["labels"]["classes"], params["stack"]
-    labels = pd.read_parquet("data/labels.parquet").set_index("wav_id")
-    probs = load_base_predictions(stack_params["base_models"], classes, labels)
+    labels = pd.read_parquet(args.labels).set_index("wav_id")
+    probs = load_base_predictions(stack_params["base_models"], classes, labels, args.base_predictions)
     learner, test_proba, metrics, f1_rows = run_stack(labels, probs, stack_params, classes)
 
     test = labels[labels["split"] == "test"]
     predictions = pd.DataFrame(test_proba, columns=prob_columns(classes))
     predictions.insert(0, "wav_id", test.index.to_numpy())
-    write_parquet("data/stack/predictions.parquet", predictions)
-    write_json("data/models/stack/meta.json", {**learner.to_json(), "params": stack_params})
-    write_csv("plots/stack_confusion.csv", confusion_rows(test["label_id"].to_numpy(), test_proba.argmax(axis=1), classes))
-    write_csv("plots/per_class_f1.csv", f1_rows)
-    write_metrics("stack", metrics, runtime={"seconds": time.perf_counter() - started})
+    write_parquet(args.predictions, predictions)
+    write_json(args.model_dir / "meta.json", {**learner.to_json(), "params": stack_params})
+    write_csv(args.confusion, confusion_rows(test["label_id"].to_numpy(), test_proba.argmax(axis=1), classes))
+    write_csv(args.per_class_f1, f1_rows)
+    write_metrics(args.metrics, metrics, args.runtime, {"seconds": time.perf_counter() - started})
     rows = "\n".join(f"  {name:<18} UA {m['ua']:.3f}  WA {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}"
                      for name, m in metrics["comparison_test"].items())
     print(f"stack ({learner.learner}, C={learner.C}) on test:\n{rows}")

@@ -1,36 +1,44 @@
 """text_embeddings@<encoder> stage: one pooled vector per labels row, each distinct text embedded once."""
 
+import argparse
 import sys
+from pathlib import Path
 
 import pandas as pd
 
 from koemo.errors import run_stage
-from koemo.io import atomic_dir, save_npy, write_parquet
-from koemo.metrics import write_metrics
+from koemo.io import atomic_dir
+from koemo.metrics import add_metrics_args, write_metrics
 from koemo.params import load_params
+from koemo.shards import ShardWriter
 from koemo.text.embed import embed_labels, resolve_device
-from koemo.text.registry import load_encoder
+from koemo.text.registry import load_encoder, unknown_encoder
 
 
-def main(name: str) -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("encoder", help="a name from params.yaml `encoders`")
+    parser.add_argument("--labels", type=Path, required=True, help="data/labels.parquet")
+    parser.add_argument("--out", type=Path, required=True, help="directory: float32 shards + index.parquet")
+    add_metrics_args(parser)
+    args = parser.parse_args(argv)
     params = load_params()
-    if name not in params["encoders"]:
-        raise SystemExit(f"text_embeddings: no encoders.{name} in params.yaml (known: {', '.join(params['encoders'])})")
+    if args.encoder not in params["encoders"]:
+        raise unknown_encoder(args.encoder, params["encoders"])
     settings = params["text_embeddings"]
-    labels = pd.read_parquet("data/labels.parquet", columns=["wav_id", "text"])
-    encoder = load_encoder(name, params["encoders"][name])
+    labels = pd.read_parquet(args.labels, columns=["wav_id", "text"])
+    encoder = load_encoder(args.encoder, params["encoders"][args.encoder])
     embeddings, index, metrics, runtime = embed_labels(labels, encoder, int(settings["batch_size"]),
                                                        device=resolve_device(settings.get("device", "auto")))
-    with atomic_dir(f"data/embeddings/{name}") as tmp:
-        save_npy(tmp / "embeddings.npy", embeddings)
-        write_parquet(tmp / "index.parquet", index)
-    write_metrics(f"text_embeddings_{name}", metrics, runtime)
-    print(f"text_embeddings@{name}: {metrics['rows']} rows ({metrics['unique_texts']} distinct texts) → "
+    with atomic_dir(args.out) as tmp:
+        writer = ShardWriter(tmp, (embeddings.shape[1],), {"wav_id": str})
+        writer.add(embeddings, index[["wav_id"]].to_dict("records"))
+        writer.close()
+    write_metrics(args.metrics, metrics, args.runtime, runtime)
+    print(f"text_embeddings@{args.encoder}: {metrics['rows']} rows ({metrics['unique_texts']} distinct texts) → "
           f"[{metrics['rows']}, {metrics['dim']}] from {metrics['source']} ({metrics['pooling']} pooling), "
           f"{runtime['sentences_per_second'] or 0:.0f} sentences/s on {runtime['device']}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python stages/text_embeddings.py <encoder name from params.yaml encoders>")
-    run_stage(f"text_embeddings@{sys.argv[1]}", main, sys.argv[1])
+    run_stage(f"text_embeddings@{sys.argv[1]}" if len(sys.argv) > 1 else "text_embeddings", main)

@@ -1,20 +1,26 @@
 """tiny_audio_encoders stage: a random-init tiny wav2vec2 ("local-tiny") from params alone (no data, no text params)."""
 
+import argparse
 import time
+from pathlib import Path
 
 from koemo.errors import run_stage
 from koemo.io import atomic_dir
-from koemo.metrics import write_metrics
+from koemo.metrics import add_metrics_args, write_metrics
 from koemo.params import load_params
-from koemo.speech.tiny import build_tiny_audio_encoders
+from koemo.tiny.wav2vec2 import build_tiny_audio_encoders
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, required=True, help="directory of the tiny audio encoders, one per name")
+    add_metrics_args(parser)
+    args = parser.parse_args(argv)
     params = load_params()["tiny_audio_encoders"]
     start = time.perf_counter()
-    with atomic_dir("data/audio_encoders") as tmp:
+    with atomic_dir(args.out) as tmp:
         built = build_tiny_audio_encoders(params, tmp)
-    write_metrics("tiny_audio_encoders", built, {"seconds": time.perf_counter() - start})
+    write_metrics(args.metrics, built, args.runtime, {"seconds": time.perf_counter() - start})
     for name, info in built.items():
         print(f"tiny_audio_encoders: {name} = local-tiny {info['architecture']}, {info['layers']} layers × "
               f"{info['hidden_size']}, {info['parameters']:,} parameters (random init, not a pretrained model)")

@@ -1,24 +1,31 @@
 """tiny_encoders stage: random-init tiny BERT/RoBERTa/ELECTRA + tokenizers trained on training-split text."""
 
+import argparse
 import time
+from pathlib import Path
 
 import pandas as pd
 
 from koemo.errors import run_stage
 from koemo.io import atomic_dir
-from koemo.metrics import write_metrics
+from koemo.metrics import add_metrics_args, write_metrics
 from koemo.params import load_params
-from koemo.text.tiny import build_tiny_encoders
+from koemo.tiny.text import build_tiny_encoders
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--labels", type=Path, required=True, help="data/labels.parquet (training-split text)")
+    parser.add_argument("--out", type=Path, required=True, help="directory of the tiny encoders, one per name")
+    add_metrics_args(parser)
+    args = parser.parse_args(argv)
     params = load_params()["tiny_encoders"]
-    labels = pd.read_parquet("data/labels.parquet", columns=["text", "split"])
+    labels = pd.read_parquet(args.labels, columns=["text", "split"])
     texts = labels.loc[labels["split"] == "train", "text"].astype(str).tolist()
     start = time.perf_counter()
-    with atomic_dir("data/encoders") as tmp:
+    with atomic_dir(args.out) as tmp:
         built = build_tiny_encoders(texts, params, tmp)
-    write_metrics("tiny_encoders", built, {"seconds": time.perf_counter() - start})
+    write_metrics(args.metrics, built, args.runtime, {"seconds": time.perf_counter() - start})
     for name, info in built.items():
         print(f"tiny_encoders: {name} = local-tiny {info['architecture']}, vocab {info['vocab_size']}, "
               f"{info['parameters']:,} parameters (random init, not a pretrained model)")

@@ -1,21 +1,28 @@
 """train_audio stage: a ResNet on the cached mel spectrograms, K-fold out-of-fold (reads no text param)."""
 
+from pathlib import Path
+
 from koemo.errors import run_stage
 from koemo.lineage import used_params
 from koemo.params import load_params
-from koemo.train.inputs import AudioInputs, FeatureStore
-from koemo.train.stage import headline, read_labels, run_training_stage
+from koemo.shards import ShardStore
+from koemo.train.audio import AudioInputs
+from koemo.train.runner import TrainingPaths, headline, read_labels, run_training_stage, training_parser
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = training_parser(__doc__)
+    parser.add_argument("--features", type=Path, required=True, help="the audio_features cache of train_audio.features")
+    args = parser.parse_args(argv)
+    paths = TrainingPaths.from_args(args)
     params = load_params()
     classes = params["labels"]["classes"]
     spec = params["train_audio"]
-    labels = read_labels("data/labels.parquet", classes)
-    store = FeatureStore(f"data/features/{spec['features']}")
+    labels = read_labels(paths.labels, classes)
+    store = ShardStore(args.features)
     build = AudioInputs(labels, store, len(classes), spec)
-    config = {"features": spec["features"], "input_shape": list(store.shard(0).shape[1:])}
-    metrics, runtime = run_training_stage("audio", labels, classes, params["train"], spec, build, config,
+    config = {"features": spec["features"], "input_shape": list(store.row_shape)}
+    metrics, runtime = run_training_stage("audio", labels, classes, params["train"], spec, build, config, paths,
                                           recorded=used_params("audio", params))
     print(headline("audio", metrics, runtime))
 

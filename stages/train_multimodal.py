@@ -1,31 +1,34 @@
-"""train_multimodal stage: the seed's Conv1D over [text.model embedding ‖ mel means], K-fold out-of-fold."""
+"""train_multimodal stage: the reference project's Conv1D over [text.model embedding ‖ mel means], K-fold OOF."""
 
-import numpy as np
-import pandas as pd
+from pathlib import Path
 
 from koemo.errors import run_stage
 from koemo.lineage import used_params
 from koemo.params import load_params
-from koemo.train.inputs import FeatureStore, MultimodalInputs, aligned_rows
-from koemo.train.stage import headline, read_labels, run_training_stage
+from koemo.shards import ShardStore
+from koemo.train.multimodal import MultimodalInputs
+from koemo.train.runner import TrainingPaths, headline, read_labels, run_training_stage, training_parser
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = training_parser(__doc__)
+    parser.add_argument("--embeddings", type=Path, required=True, help="the text_embeddings output of text.model")
+    parser.add_argument("--features", type=Path, required=True, help="the audio_features cache of train_multimodal.audio_features")
+    args = parser.parse_args(argv)
+    paths = TrainingPaths.from_args(args)
     params = load_params()
     classes = params["labels"]["classes"]
-    encoder = params["text"]["model"]
     spec = params["train_multimodal"]
-    labels = read_labels("data/labels.parquet", classes)
+    labels = read_labels(paths.labels, classes)
     wav_ids = labels["wav_id"].astype(str).tolist()
-    directory = f"data/embeddings/{encoder}"
-    embeddings = np.load(f"{directory}/embeddings.npy", mmap_mode="r")
-    text = np.asarray(embeddings[aligned_rows(pd.read_parquet(f"{directory}/index.parquet"), wav_ids, directory)])
-    store = FeatureStore(f"data/features/{spec['audio_features']}")
+    embeddings = ShardStore(args.embeddings)
+    text = embeddings.rows(embeddings.originals(wav_ids))
+    store = ShardStore(args.features)
     audio = store.rows(store.originals(wav_ids))
     build = MultimodalInputs(labels, text, audio, len(classes), spec)
-    config = {"text_model": encoder, "audio_features": spec["audio_features"], "text_dim": int(text.shape[1]),
+    config = {"text_model": params["text"]["model"], "audio_features": spec["audio_features"], "text_dim": int(text.shape[1]),
               "audio_dim": int(audio.shape[1]), "scaler": "per fold, fit on its fitting rows: fold<k>/scaler.safetensors"}
-    metrics, runtime = run_training_stage("multimodal", labels, classes, params["train"], spec, build, config,
+    metrics, runtime = run_training_stage("multimodal", labels, classes, params["train"], spec, build, config, paths,
                                           recorded=used_params("multimodal", params))
     print(headline("multimodal", metrics, runtime))
 

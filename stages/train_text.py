@@ -4,20 +4,21 @@ from koemo.errors import run_stage
 from koemo.lineage import used_params
 from koemo.params import load_params
 from koemo.text.registry import load_encoder
-from koemo.train.inputs import TextInputs
-from koemo.train.stage import headline, read_labels, run_training_stage
+from koemo.train.text import TextInputs
+from koemo.train.runner import TrainingPaths, headline, read_labels, run_training_stage, training_parser
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    paths = TrainingPaths.from_args(training_parser(__doc__).parse_args(argv))
     params = load_params()
     classes = params["labels"]["classes"]
     name = params["text"]["model"]
     encoder_params = params["encoders"][name]
     spec = params["train_text"]
-    labels = read_labels("data/labels.parquet", classes)
+    labels = read_labels(paths.labels, classes)
     build = TextInputs(labels, lambda: load_encoder(name, encoder_params), len(classes), spec)
     config = {"text_model": name, "encoder": dict(encoder_params), "encoder_source": build.source}
-    metrics, runtime = run_training_stage("text", labels, classes, params["train"], spec, build, config,
+    metrics, runtime = run_training_stage("text", labels, classes, params["train"], spec, build, config, paths,
                                           recorded=used_params("text", params))
     print(headline("text", metrics, runtime))
 

@@ -1,40 +1,42 @@
-"""train_wav2vec2 stage: learned softmax layer weighting → MLP over the ssl.model layers, K-fold OOF.
+"""train_wav2vec2 stage: learned softmax weighting of the ssl.model layers → MLP, K-fold OOF.
 
-`mode: frozen` trains the head on the cached SSL features (data/ssl/<ssl.model>); `mode: finetune` trains the
-registry encoder audio_encoders.<ssl.model> under the same head from the labels' wavs (CNN feature encoder frozen,
-transformer at lr × encoder_lr_scale; a GPU job for real encoders).
+`mode: frozen` trains the head on the cached SSL features; `mode: finetune` trains the registry encoder
+audio_encoders.<ssl.model> under the same head from the labels' wavs (CNN feature encoder frozen, transformer at
+lr × encoder_lr_scale; a GPU job for real encoders).
 """
 
-import pandas as pd
+from pathlib import Path
 
 from koemo.errors import run_stage
 from koemo.lineage import used_params
 from koemo.params import load_params
-from koemo.speech.inputs import SSLInputs, SSLStore
-from koemo.speech.stage import check_mode, with_layer_weights
-from koemo.train.stage import headline, read_labels, run_training_stage
-
-LABELS = "data/labels.parquet"
+from koemo.ssl.inputs import SSLInputs, SSLStore
+from koemo.ssl.layer_weights import check_mode, with_layer_weights
+from koemo.train.runner import TrainingPaths, headline, read_labels, run_training_stage, training_parser
 
 
-def finetune_inputs(params, labels: pd.DataFrame, n_classes: int):
+def finetune_inputs(params, labels, n_classes: int):
     """The fine-tune fold builder over labels' wav_path, loading audio_encoders.<ssl.model> afresh per fold."""
-    from koemo.speech.finetune import FineTuneInputs
-    from koemo.speech.registry import load_audio_encoder
+    from koemo.ssl.finetune import FineTuneInputs
+    from koemo.ssl.registry import load_audio_encoder, unknown_audio_encoder
 
     name = params["ssl"]["model"]
     if name not in params["audio_encoders"]:
-        raise SystemExit(f"train_wav2vec2: no audio_encoders.{name} in params.yaml (ssl.model)")
+        raise unknown_audio_encoder(name, params["audio_encoders"], key="ssl.model")
     return FineTuneInputs(labels, lambda: load_audio_encoder(name, params["audio_encoders"][name]), n_classes,
                           params["train_wav2vec2"])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = training_parser(__doc__)
+    parser.add_argument("--ssl", type=Path, required=True, help="the ssl_features cache of ssl.model (mode frozen)")
+    args = parser.parse_args(argv)
+    paths = TrainingPaths.from_args(args)
     params = load_params()
     classes = params["labels"]["classes"]
     spec = params["train_wav2vec2"]
     mode = check_mode(spec)
-    labels = read_labels(LABELS, classes)
+    labels = read_labels(paths.labels, classes)
     if mode == "finetune":
         inputs = finetune_inputs(params, labels, len(classes))
         encoder, missing = inputs.description, 0
@@ -42,14 +44,14 @@ def main() -> None:
                   "rows_without_audio": missing, "max_samples": inputs.max_samples, "sample_rate": inputs.sample_rate}
         source = "fine-tuned"
     else:
-        store = SSLStore(f"data/ssl/{params['ssl']['model']}")
+        store = SSLStore(args.ssl)
         inputs = SSLInputs(labels, store.aligned(labels["wav_id"].astype(str).tolist()), len(classes), spec)
         encoder, missing = store.encoder, int(inputs.missing.sum())
         config = {"ssl_encoder": encoder, "layers": store.layers, "dim": store.dim, "rows_without_audio": missing}
         source = "features of"
-    metrics, runtime = run_training_stage("wav2vec2", labels, classes, params["train"], spec, inputs, config,
+    metrics, runtime = run_training_stage("wav2vec2", labels, classes, params["train"], spec, inputs, config, paths,
                                           recorded=used_params("wav2vec2", params))
-    metrics = with_layer_weights("wav2vec2", metrics, runtime, encoder, missing)
+    metrics = with_layer_weights(paths, metrics, runtime, encoder, missing)
     print(headline("wav2vec2", metrics, runtime))
     print(f"train_wav2vec2: {source} {encoder['encoder']} ({encoder['source']}); mean layer weights "
           f"{metrics['layer_weights']['mean']}")

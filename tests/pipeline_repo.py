@@ -71,3 +71,27 @@ class PipelineRepo:
         """`dvc status` of the targets and everything upstream (the whole pipeline without targets)."""
         out = self.dvc("status", "--json", *(("--with-deps", *targets) if targets else ())).stdout.strip()
         return json.loads(out or "{}") == {}
+
+
+def stage_argv(stage: str, item: str | None = None, params_path: Path | None = None) -> list[str]:
+    """The command dvc.yaml runs for `stage` (`item` for a foreach stage), `${…}` filled from params.yaml, as an
+    argv list starting with this interpreter: tests run a stage exactly as `dvc repro` does."""
+    import re
+    import shlex
+
+    spec = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"][stage]
+    cmd = spec.get("do", spec)["cmd"]
+    params = yaml.safe_load((params_path or REPO / "params.yaml").read_text(encoding="utf-8"))
+
+    def value(match: re.Match) -> str:
+        key = match.group(1)
+        if key == "item":
+            return str(item)
+        found = params
+        for part in key.split("."):
+            found = found[part]
+        return str(found)
+
+    argv = shlex.split(re.sub(r"\$\{([^}]+)\}", value, cmd))
+    assert argv[0] == "python", cmd
+    return [sys.executable, str(REPO / argv[1]), *argv[2:]]

@@ -15,12 +15,14 @@ import torch
 import torchaudio
 import yaml
 
-from koemo.audio import load_features
-from koemo.audio.augment import AugmentSpec, apply, rng_for
-from koemo.audio.decode import decode_clip, decode_clips
-from koemo.audio.extract import TooManyFailures, check_failures, extract_kind
-from koemo.audio.features import FeatureExtractor, FeatureSpec
-from koemo.audio.shards import ShardWriter
+from koemo.features.augment import AugmentSpec, apply, rng_for
+from koemo.decode import decode_clip, decode_clips
+from koemo.extraction import TooManyFailures, check_failures
+from koemo.features.cache import extract_kind
+from koemo.features.spectral import FeatureExtractor, FeatureSpec
+from koemo.shards import ShardWriter
+from koemo.shards import load_shards as load_features
+from pipeline_repo import stage_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = {
@@ -181,7 +183,7 @@ def test_same_seed_same_bytes_whatever_the_workers(corpus, tmp_path):
     _, a = load_features(tmp_path / "a")
     index, c = load_features(tmp_path / "c")
     noise = (index["aug"] == "noise").to_numpy()
-    assert not np.allclose(a[noise], c[noise]) and np.array_equal(a[~noise], c[~noise])   # the seed moves noise only
+    assert not np.allclose(a[noise], c[noise]) and np.array_equal(a[~noise], c[~noise])   # the augment seed moves noise only
     mel, mel_runtime = run(corpus, tmp_path / "m", kind="mel", workers=2, augment=AugmentSpec())
     assert mel_runtime["pool"] == "threads" and (mel["rows"], mel["augmented_rows"]) == (6, 0)
     serial, _ = run(corpus, tmp_path / "s", kind="mel", workers=0, augment=AugmentSpec())
@@ -203,9 +205,9 @@ def test_augmentation_depends_only_on_seed_wav_method_copy():
 
 def test_too_many_failures_is_a_clear_error(corpus, tmp_path):
     metrics, _ = run(corpus, tmp_path / "out", augment=AugmentSpec())
-    check_failures(metrics, tmp_path / "out", 0.5)                                     # 5/11 ≤ 50 %: fine
+    check_failures(metrics, tmp_path / "out", 0.5, "audio_features@melmean")     # 5/11 ≤ 50 %: fine
     with pytest.raises(TooManyFailures) as err:
-        check_failures(metrics, tmp_path / "out", 0.02)
+        check_failures(metrics, tmp_path / "out", 0.02, "audio_features@melmean")
     message = str(err.value)
     for part in ["5 of 11 clips failed", "45.5%", "audio.max_failure_fraction=0.02", "bad_corrupt.wav", "undecodable"]:
         assert part in message, message
@@ -220,19 +222,21 @@ def test_stage_writes_outputs_and_fails_without_touching_them(corpus, tmp_path, 
     spec = importlib.util.spec_from_file_location("audio_features_stage", ROOT / "stages" / "audio_features.py")
     stage = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(stage)
-    stage.main("mfcc")
+    argv = stage_argv("audio_features", "mfcc")[2:]  # dvc.yaml's arguments
+    stage.main(argv)
     metrics = json.loads(Path("metrics/audio_features_mfcc.json").read_text())
     assert metrics["feature_shape"] == [40, 400] and metrics["augmented_rows"] == 4 and metrics["failed"] == 5
     assert "x_real_time" in json.loads(Path("metrics/runtime/audio_features_mfcc.json").read_text())
     before = {p.name: p.read_bytes() for p in Path("data/features/mfcc").iterdir()}
     Path("params.yaml").write_text(yaml.safe_dump({"audio": {**audio, "max_failure_fraction": 0.1}}))
     with pytest.raises(TooManyFailures, match="max_failure_fraction=0.1"):
-        stage.main("mfcc")
+        stage.main(argv)
     assert {p.name: p.read_bytes() for p in Path("data/features/mfcc").iterdir()} == before
 
 
 def test_shards_split_and_load_back_in_index_order(tmp_path):
-    writer = ShardWriter(tmp_path, (3,), rows_per_shard=2)
+    columns = {"wav_id": str, "aug": str, "aug_copy": "int64", "split": str, "fold": "int64", "label": str, "label_id": "int64"}
+    writer = ShardWriter(tmp_path, (3,), columns, rows_per_shard=2)
     values = np.arange(15, dtype=np.float32).reshape(5, 3)
     meta = [{"wav_id": f"w{i}", "aug": "", "aug_copy": 0, "split": "train", "fold": 0, "label": "neutral", "label_id": 2}
             for i in range(5)]

@@ -19,6 +19,8 @@ import pytest
 import soundfile as sf
 import yaml
 
+from pipeline_repo import stage_argv
+
 from koemo.demo import build_demo_corpus
 from koemo.demo.plan import plan_corpus
 from koemo.demo.prosody import FEMALE_VARIANTS, MALE_VARIANTS, Prosody, emotion_prosody, make_speakers
@@ -194,9 +196,7 @@ def _run_stage(tmp_path: Path, source: str) -> dict:
     params["data"]["source"] = source
     params["demo"]["size"] = 6
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k != "KOEMO_METRICS_DIR"}
-    subprocess.run([sys.executable, str(REPO / "stages" / "demo.py")], cwd=tmp_path, env=env, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(stage_argv("demo"), cwd=tmp_path, check=True, capture_output=True, timeout=120)
     return json.loads((tmp_path / "metrics" / "demo.json").read_text(encoding="utf-8"))
 
 

@@ -15,7 +15,7 @@ def frame_of(*annotation_rows, situation=None):
     return pd.DataFrame(data)
 
 
-# The seed project's worked examples.
+# The reference project's worked examples.
 SEED_EXAMPLES = [
     ([("angry", 2), ("surprise", 2), ("happiness", 2), ("happiness", 2), ("happiness", 2)], "happiness"),
     ([("happiness", 2), ("happiness", 1), ("sadness", 1), ("sadness", 1), ("sadness", 1)], "sadness"),

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from koemo.params import load_params
-from koemo.speech.features import ClipTooShort, PoolStats, normalize, plan_batches, pool_clips, split_chunks, to_fp16
-from koemo.speech.registry import AudioEncoderSpec, load_audio_encoder
-from koemo.speech.tiny import build_tiny_audio_encoder, build_tiny_audio_encoders
+from koemo.ssl.pooling import ClipTooShort, PoolStats, normalize, plan_batches, pool_clips, split_chunks, to_fp16
+from koemo.ssl.registry import AudioEncoderSpec, load_audio_encoder
+from koemo.tiny.wav2vec2 import build_tiny_audio_encoder, build_tiny_audio_encoders
 from koemo.hub import EncoderUnavailable
 
 from group_norm_wav2vec2 import write_group_norm_wav2vec2
@@ -223,28 +223,28 @@ def test_audio_encoder_specs_are_validated():
 def test_extract_writes_a_cache_per_labels_row_and_lists_failures(tiny, tmp_path):
     import pandas as pd
 
-    from koemo.audio.decode import Decoded
-    from koemo.speech.extract import extract_features
+    from koemo.decode import Decoded
+    from koemo.shards import load_shards
+    from koemo.ssl.cache import extract_features
 
     lengths = [16000, 30000, 0, 12000, 200, 20000, 9000]
     waves = dict(zip([f"w{i}.wav" for i in range(len(lengths))], _waves(lengths, seed=11)))
     labels = pd.DataFrame({"wav_id": [f"id{i}" for i in range(len(lengths))], "wav_path": list(waves)})
     calls = []
 
-    def decode(paths, rate):
+    def decode(path, rate):
         assert rate == RATE
-        calls.append(list(paths))
-        return [Decoded(None, "undecodable", "not a RIFF file") if p == "w2.wav" else Decoded(waves[p]) for p in paths]
+        calls.append(path)
+        return Decoded(None, "undecodable", "not a RIFF file") if path == "w2.wav" else Decoded(waves[path])
 
     runs = []
     for name in ("a", "b"):
-        metrics, runtime = extract_features(tiny, labels, decode, tmp_path / name, chunk_seconds=1.0, batch_seconds=2,
-                                            block_clips=3, progress=False)
+        metrics, runtime = extract_features(tiny, labels, tmp_path / name, chunk_seconds=1.0, batch_seconds=2,
+                                            block_clips=3, workers=0, progress=False, decode=decode)
         runs.append((metrics, _files(tmp_path / name)))
     assert runs[0] == runs[1]  # byte-identical cache, index and failure list; identical metrics
-    assert calls[:3] == [["w0.wav", "w1.wav", "w2.wav"], ["w3.wav", "w4.wav", "w5.wav"], ["w6.wav"]]
-    features = np.load(tmp_path / "a" / "features.npy")
-    index = pd.read_parquet(tmp_path / "a" / "index.parquet")
+    assert calls == list(waves) * 2  # each clip decoded once per run, in labels order
+    index, features = load_shards(tmp_path / "a")
     failures = pd.read_csv(tmp_path / "a" / "failures.csv")
     assert features.shape == (5, TINY["layers"] + 1, TINY["hidden_size"]) and features.dtype == np.float16
     assert index["wav_id"].tolist() == ["id0", "id1", "id3", "id5", "id6"] and index["row"].tolist() == list(range(5))
@@ -262,9 +262,10 @@ def test_extract_writes_a_cache_per_labels_row_and_lists_failures(tiny, tmp_path
 def test_failure_threshold_message_names_the_ssl_stage_and_files(tmp_path):
     import pandas as pd
 
-    from koemo.audio.extract import TooManyFailures, check_failures
+    from koemo.extraction import TooManyFailures, check_failures
 
-    pd.DataFrame([{"wav_id": "a", "wav_path": "x/a.wav", "reason": "unreadable", "detail": "bad header"}]).to_csv(
+    pd.DataFrame([{"wav_id": "a", "wav_path": "x/a.wav", "aug": "", "aug_copy": 0, "reason": "unreadable",
+                  "detail": "bad header"}]).to_csv(
         tmp_path / "failures.csv", index=False)
     metrics = {"failed": 1, "clips_in": 4, "failures_by_reason": {"unreadable": 1}}
     check_failures(metrics, tmp_path, 0.5, stage="ssl_features@tiny-wav2vec2")  # 25 % ≤ 50 %: fine

@@ -9,10 +9,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from koemo.speech.finetune import FineTuneInputs, SSLFineTuner, UndecodableClip, WaveRows, wave_collate
-from koemo.speech.registry import load_audio_encoder
-from koemo.speech.stage import check_mode, layer_weights
-from koemo.speech.tiny import build_tiny_audio_encoders
+from koemo.errors import UserError
+from koemo.ssl.finetune import FineTuneInputs, SSLFineTuner, UndecodableClip, WaveRows, wave_collate
+from koemo.ssl.registry import load_audio_encoder
+from koemo.ssl.layer_weights import check_mode, layer_weights
+from koemo.tiny.wav2vec2 import build_tiny_audio_encoders
 from koemo.train.cv import plan_folds, run_cv
 from koemo.train.data import Examples
 from koemo.train.trainer import TrainConfig, Trainer, optimizer_params
@@ -57,7 +58,7 @@ def _trainer(**over) -> Trainer:
 
 def test_finetune_is_a_valid_mode_and_others_are_refused():
     assert check_mode({"mode": "finetune"}) == "finetune" and check_mode({}) == "frozen"
-    with pytest.raises(SystemExit, match="expected one of"):
+    with pytest.raises(UserError, match="expected one of"):
         check_mode({"mode": "full"})
 
 

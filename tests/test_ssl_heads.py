@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from koemo.speech.heads import GatedFusion, LayerWeighting, SSLClassifier, Standardize
-from koemo.speech.inputs import FusionInputs, SSLInputs, SSLStore, class_log_prior
+from koemo.ssl.heads import GatedFusion, LayerWeighting, SSLClassifier, Standardize
+from koemo.shards import ShardWriter
+from koemo.ssl.inputs import FusionInputs, SSLInputs, SSLStore, class_log_prior
 from koemo.train.cv import plan_folds, predictions_frame, run_cv
 from koemo.train.data import ArrayRows, Examples, stack_collate
 from koemo.train.trainer import TrainConfig, Trainer, seed_everything
@@ -157,8 +158,9 @@ def test_oof_integrity_and_rows_without_audio(model_name, tmp_path):
 
 def test_ssl_store_aligns_rows_to_labels_order_with_zeros_for_missing(tmp_path):
     features = np.arange(3 * 2 * 4, dtype=np.float16).reshape(3, 2, 4) + 1
-    np.save(tmp_path / "features.npy", features)
-    pd.DataFrame({"wav_id": ["a", "c", "d"], "row": [0, 1, 2]}).to_parquet(tmp_path / "index.parquet")
+    writer = ShardWriter(tmp_path, (2, 4), {"wav_id": str}, dtype=np.float16, rows_per_shard=2)  # two shards
+    writer.add(features, [{"wav_id": w} for w in ("a", "c", "d")])
+    writer.close()
     (tmp_path / "encoder.json").write_text('{"encoder": "tiny-wav2vec2", "source": "local-tiny"}')
     store = SSLStore(tmp_path)
     assert store.encoder["source"] == "local-tiny"

@@ -15,7 +15,7 @@ from koemo.params import load_params
 from koemo.text.embed import embed_labels, embed_texts, length_sorted_batches, pad_batch, pool
 from koemo.text.registry import EncoderSpec, EncoderUnavailable, load_encoder
 from koemo.text.sp_tokenizer import SentencePieceBertTokenizer
-from koemo.text.tiny import TINY_ENCODERS, build_tiny_encoder, build_tiny_encoders
+from koemo.tiny.text import TINY_ENCODERS, build_tiny_encoder, build_tiny_encoders
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = load_params(REPO / "params.yaml")
@@ -66,9 +66,9 @@ def test_wordpiece_vocab_is_the_same_in_every_process():
     import subprocess
     import sys
 
-    from koemo.text.tiny import train_wordpiece_vocab
+    from koemo.tiny.text import train_wordpiece_vocab
 
-    code = ("import json, sys; from koemo.text.tiny import train_wordpiece_vocab; "
+    code = ("import json, sys; from koemo.tiny.text import train_wordpiece_vocab; "
             "print(json.dumps(train_wordpiece_vocab(json.loads(sys.stdin.read()), 120)))")
     runs = [subprocess.run([sys.executable, "-c", code], input=json.dumps(TEXTS), capture_output=True, text=True,
                            check=True).stdout for _ in range(3)]

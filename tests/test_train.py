@@ -10,12 +10,14 @@ import pandas as pd
 import pytest
 import torch
 
-from koemo.evaluate import classification_report, is_collapsed, majority_baseline
+from koemo.metrics import classification_report, is_collapsed, majority_baseline
 from koemo.train.cv import NOT_HELD_OUT, FoldJob, cv_folds, plan_folds, predictions_frame, run_cv
 from koemo.train.data import ArrayRows, EpochBatchSampler, Examples, stack_collate
-from koemo.train.inputs import AudioInputs, FeatureStore, MultimodalInputs, TextInputs
-from koemo.train.models import AudioResNet, MultimodalConv1D, SpecAugment
-from koemo.train.stage import run_training_stage
+from koemo.shards import ShardStore as FeatureStore
+from koemo.train.audio import AudioInputs, AudioResNet, SpecAugment
+from koemo.train.multimodal import MultimodalConv1D, MultimodalInputs
+from koemo.train.text import TextInputs
+from koemo.train.runner import TrainingPaths, run_training_stage
 from koemo.train.trainer import TrainConfig, Trainer, class_weights, seed_everything
 
 CLASSES = ["angry", "happiness", "neutral", "sadness"]
@@ -293,12 +295,15 @@ def test_audio_resnet_and_specaugment_shapes():
 # ---------------------------------------------------------------- the stage runner: outputs, determinism, dvclive
 def stage_run(root: Path, labels: pd.DataFrame, monkeypatch, live: bool) -> dict[str, bytes]:
     monkeypatch.chdir(root)
-    monkeypatch.setattr("koemo.metrics.METRICS_DIR", Path("metrics"))
     text = separable_features(labels, dim=10, seed=1)
     audio = separable_features(labels, dim=4, seed=2)
     inputs = MultimodalInputs(labels, text, audio, len(CLASSES), mm_spec(epochs=3))
+    paths = TrainingPaths(Path("data/labels.parquet"), Path("data/models/multimodal"),
+                          Path("data/predictions/multimodal.parquet"), Path("plots/multimodal_confusion.csv"),
+                          Path("dvclive/multimodal"), Path("metrics/train_multimodal.json"),
+                          Path("metrics/runtime/train_multimodal.json"))
     run_training_stage("multimodal", labels, CLASSES, {**FAST, "folds": 2}, mm_spec(epochs=3), inputs, {"note": "test"},
-                       live=live)
+                       paths, live=live)
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
             if p.is_file() and "runtime" not in p.parts}
 
@@ -349,7 +354,7 @@ def test_stage_outputs_are_byte_identical_for_the_same_seed(tmp_path, monkeypatc
 def test_text_inputs_fine_tune_a_tiny_encoder(tmp_path):
     """A tiny ELECTRA built here (random init) + tokenizer learns keyword-marked emotions through the registry."""
     from koemo.text.registry import load_encoder
-    from koemo.text.tiny import build_tiny_encoder
+    from koemo.tiny.text import build_tiny_encoder
 
     cue = {0: "화가 났어요", 1: "행복해요", 2: "그냥 그래요", 3: "슬퍼요"}
     subjects = ["나는", "친구가", "엄마가", "동생이", "선생님이", "그 사람은", "우리 팀이", "옆집 아이가"]

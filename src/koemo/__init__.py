@@ -1,3 +1,1 @@
-"""koemo: a reproducible DVC pipeline for Korean speech emotion recognition."""
-
-__version__ = "0.1.0"
+"""koemo: a reproducible DVC pipeline for Korean speech emotion recognition (version: `importlib.metadata`)."""

@@ -47,6 +47,13 @@ DROP_REASONS = (
 _RAW_RELEASE = {"4차": "4차년도", "5차": "5차년도"}
 
 
+SOURCES = ("demo", "aihub")  # data.source
+
+
+class UnknownSource(UserError, ValueError):
+    """`data.source` is neither demo nor aihub."""
+
+
 class NotAnAIHubCSV(UserError, ValueError):
     """A CSV below the data directory that lacks the AI Hub columns."""
 

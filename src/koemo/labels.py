@@ -1,6 +1,6 @@
 """One label per utterance from five (emotion, intensity) annotations, and annotator agreement.
 
-`weighted` is the seed project's rule: sum intensity per emotion, the highest sum wins, a tie goes
+`weighted` is the reference project's rule: sum intensity per emotion, the highest sum wins, a tie goes
 to the tied emotion named by more annotators, and a tie that survives that goes to the tied emotion
 the earliest annotator named (deterministic, counted). In this dataset neutral is always rated with
 intensity 0, so under `weighted` neutral wins only when no other emotion got any intensity; the

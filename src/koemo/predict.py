@@ -117,7 +117,7 @@ class Predictor:
     def _waves(self, paths: Sequence[str], rate: int, min_samples: int, needs: str) -> list[np.ndarray]:
         """Mono float32 at `rate`, as the stages decode them (each clip once per call, whichever models read it);
         every unusable clip listed in one error."""
-        from koemo.audio.decode import decode_clip
+        from koemo.decode import decode_clip
 
         waves, bad = [], []
         for path in paths:
@@ -135,7 +135,7 @@ class Predictor:
 
     def _features(self, kind: str, paths: Sequence[str]) -> np.ndarray:
         """`audio_features@<kind>` of un-augmented clips: [n, *shape] float32."""
-        from koemo.audio.features import FeatureExtractor, FeatureSpec
+        from koemo.features.spectral import FeatureExtractor, FeatureSpec
 
         spec = FeatureSpec.from_params(kind, self.params["audio"])
         extractor = self._once(f"extractor:{kind}", lambda: FeatureExtractor(spec, self.device))
@@ -144,8 +144,8 @@ class Predictor:
 
     def _ssl_features(self, paths: Sequence[str]) -> np.ndarray:
         """`ssl_features@<ssl.model>` rows: [n, layers, dim], through the cache's float16 as training saw them."""
-        from koemo.speech.features import PoolStats, pool_clips, to_fp16
-        from koemo.speech.registry import load_audio_encoder
+        from koemo.ssl.pooling import PoolStats, pool_clips, to_fp16
+        from koemo.ssl.registry import load_audio_encoder
 
         name = self.params["ssl"]["model"]
         encoder = self._once("audio_encoder", lambda: load_audio_encoder(name, _local(self.root, self.params["audio_encoders"][name])))
@@ -189,7 +189,7 @@ class Predictor:
     def _predict_text(self, texts: list[str]) -> np.ndarray:
         from koemo.text.embed import pad_batch
         from koemo.text.registry import load_encoder
-        from koemo.train.models import TextClassifier
+        from koemo.train.text import TextClassifier
 
         name = self.params["text"]["model"]
         encoder = load_encoder(name, _local(self.root, self.params["encoders"][name]))  # its own copy: weights get replaced
@@ -203,7 +203,7 @@ class Predictor:
         return self._fold_mean("text", network, lambda k: batches)
 
     def _predict_audio(self, paths: list[str]) -> np.ndarray:
-        from koemo.train.models import AudioResNet
+        from koemo.train.audio import AudioResNet
 
         features = self._features(self._spec("audio")["features"], paths)
         network = AudioResNet.from_params(len(self.classes), self._spec("audio"))
@@ -212,7 +212,7 @@ class Predictor:
     def _predict_multimodal(self, texts: list[str], paths: list[str]) -> np.ndarray:
         from safetensors.numpy import load_file
 
-        from koemo.train.models import MultimodalConv1D
+        from koemo.train.multimodal import MultimodalConv1D
 
         x = np.concatenate([self._sentence_embeddings(texts),
                             self._features(self._spec("multimodal")["audio_features"], paths)], axis=1).astype(np.float32)
@@ -225,7 +225,7 @@ class Predictor:
         return self._fold_mean("multimodal", network, standardised)
 
     def _predict_wav2vec2(self, paths: list[str]) -> np.ndarray:
-        from koemo.speech.heads import SSLClassifier
+        from koemo.ssl.heads import SSLClassifier
 
         if self.configs["wav2vec2"].get("mode", "frozen") == "finetune":
             return self._predict_finetuned(paths)
@@ -235,8 +235,8 @@ class Predictor:
 
     def _predict_finetuned(self, paths: list[str]) -> np.ndarray:
         """`train_wav2vec2.mode: finetune` folds: the whole encoder is in the weights; waveforms prepared as in training."""
-        from koemo.speech.finetune import SSLFineTuner, UndecodableClip, WaveRows, wave_collate
-        from koemo.speech.registry import load_audio_encoder
+        from koemo.ssl.finetune import SSLFineTuner, UndecodableClip, WaveRows, wave_collate
+        from koemo.ssl.registry import load_audio_encoder
 
         name, config = self.params["ssl"]["model"], self.configs["wav2vec2"]
         encoder = load_audio_encoder(name, _local(self.root, self.params["audio_encoders"][name]))
@@ -256,7 +256,7 @@ class Predictor:
 
     def _predict_fusion(self, texts: list[str | None], paths: list[str | None]) -> np.ndarray:
         """Absent modalities are zero rows, which the model reads as missing (its learned 'absent' vector)."""
-        from koemo.speech.heads import GatedFusion
+        from koemo.ssl.heads import GatedFusion
 
         config = self.configs["fusion"]
         text = np.zeros((len(texts), int(config["text_dim"])), dtype=np.float32)

@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from koemo.errors import UserError
-from koemo.evaluate import classification_report, majority_baseline
+from koemo.metrics import classification_report, majority_baseline
 
 LEARNERS = ("logistic", "mean")
 _EPS = 1e-6
@@ -36,7 +36,7 @@ def prob_columns(classes: Sequence[str]) -> list[str]:
 
 
 def load_base_predictions(models: Sequence[str], classes: Sequence[str], labels: pd.DataFrame,
-                          pred_dir: str | Path = "data/predictions") -> dict[str, np.ndarray]:
+                          pred_dir: str | Path) -> dict[str, np.ndarray]:
     """{model: [rows, classes]} aligned to `labels` rows; errors name the file and the fix."""
     out = {}
     for model in models:

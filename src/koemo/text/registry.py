@@ -19,6 +19,12 @@ _HUB_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special
               "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "*.safetensors", "*.safetensors.index.json")
 
 
+def unknown_encoder(name: str, registry: Mapping[str, Any], key: str = "the stage argument") -> EncoderUnavailable:
+    """The error for a text encoder name that params.yaml's `encoders` does not list."""
+    return EncoderUnavailable(f"{key} names text encoder {name!r}, which params.yaml `encoders` does not list "
+                              f"(known: {', '.join(registry)}); add `encoders.{name}` or pick a listed one.")
+
+
 @dataclass(frozen=True)
 class EncoderSpec:
     name: str

@@ -1,2 +1,3 @@
-"""Base-model training: one accelerate trainer (`trainer`), the models (`models`), K-fold OOF orchestration (`cv`),
-per-model fold inputs (`inputs`), batching (`data`) and the shared stage runner (`stage`)."""
+"""Base-model training: one accelerate trainer (`trainer`), K-fold OOF orchestration (`cv`), batching (`data`), the
+runner every training stage calls (`runner`), and one module per model with its fold builder (`text`, `audio`,
+`multimodal`; the SSL heads live in `koemo.ssl`)."""

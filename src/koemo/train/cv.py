@@ -23,7 +23,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 from tqdm import tqdm
 
-from koemo.evaluate import classification_report, confusion_rows, majority_baseline
+from koemo.metrics import classification_report, confusion_rows, majority_baseline
 from koemo.train.data import Examples
 from koemo.train.trainer import FitResult, Trainer, seed_everything
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from koemo.device import describe as describe_device  # noqa: F401  (re-exported for the stages and benchmark)
-from koemo.evaluate import classification_report
+from koemo.metrics import classification_report
 from koemo.train.data import Examples, make_loader
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

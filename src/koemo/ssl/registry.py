@@ -13,9 +13,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from koemo.hub import WeightsRef, describe_source, locate
+from koemo.hub import EncoderUnavailable, WeightsRef, describe_source, locate
 
 _HUB_FILES = ("config.json", "preprocessor_config.json", "*.safetensors", "*.safetensors.index.json")
+
+
+def unknown_audio_encoder(name: str, registry: Mapping[str, Any], key: str = "the stage argument") -> EncoderUnavailable:
+    """The error for an audio encoder name that params.yaml's `audio_encoders` does not list."""
+    return EncoderUnavailable(f"{key} names audio encoder {name!r}, which params.yaml `audio_encoders` does not list "
+                              f"(known: {', '.join(registry)}); add `audio_encoders.{name}` or pick a listed one.")
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,16 @@
 """What every training stage does once its inputs are built: CV, then predictions, models, metrics, plots.
 
-Outputs of model `<m>` (stage `train_<m>`): `data/predictions/<m>.parquet`, `data/models/<m>/` (config.json +
-fold<k>/model.safetensors and fold files), `metrics/train_<m>.json` (+ runtime), `plots/<m>_confusion.csv`
-and the dvclive curves in `dvclive/<m>/`.
+Outputs of model `<m>` (stage `train_<m>`; dvc.yaml passes every path): the predictions parquet, the model
+directory (config.json + fold<k>/model.safetensors and fold files), the metrics and runtime JSON, the test
+confusion CSV and the dvclive curves.
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -16,11 +18,40 @@ import numpy as np
 import pandas as pd
 
 from koemo.io import atomic_dir, write_csv, write_json, write_parquet
-from koemo.metrics import write_metrics
+from koemo.metrics import add_metrics_args, write_metrics
 from koemo.train.cv import CVResult, FoldJob, FoldPlan, confusion_table, plan_folds, predictions_frame, run_cv, summarize
 from koemo.train.trainer import TrainConfig, Trainer, describe_device
 
 LABEL_COLUMNS = ["wav_id", "wav_path", "text", "split", "fold", "group", "label", "label_id"]
+
+
+@dataclass(frozen=True)
+class TrainingPaths:
+    """Where a training stage reads its labels and writes its outputs (dvc.yaml's `cmd:` arguments)."""
+
+    labels: Path
+    model_dir: Path
+    predictions: Path
+    confusion: Path
+    live: Path
+    metrics: Path
+    runtime: Path
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "TrainingPaths":
+        return cls(args.labels, args.model_dir, args.predictions, args.confusion, args.live, args.metrics, args.runtime)
+
+
+def training_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every training stage takes; a stage adds its own input paths."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--labels", type=Path, required=True, help="data/labels.parquet")
+    parser.add_argument("--model-dir", type=Path, required=True, help="fold weights + config.json")
+    parser.add_argument("--predictions", type=Path, required=True, help="OOF + fold-mean test probabilities (parquet)")
+    parser.add_argument("--confusion", type=Path, required=True, help="test confusion rows for dvc plots (CSV)")
+    parser.add_argument("--live", type=Path, required=True, help="dvclive directory of the training curves")
+    add_metrics_args(parser)
+    return parser
 
 
 def read_labels(path: str | Path, classes: Sequence[str]) -> pd.DataFrame:
@@ -33,16 +64,16 @@ def read_labels(path: str | Path, classes: Sequence[str]) -> pd.DataFrame:
     return labels.reset_index(drop=True)
 
 
-def open_live(model: str):
-    """dvclive curves for this model that never create experiments or touch dvc.yaml (dvc.yaml declares the plots)."""
+def open_live(directory: str | Path):
+    """dvclive curves that never create experiments or touch dvc.yaml (dvc.yaml declares the plots)."""
     from dvclive import Live
 
-    return Live(dir=f"dvclive/{model}", dvcyaml=None, save_dvc_exp=False, report=None)
+    return Live(dir=str(directory), dvcyaml=None, save_dvc_exp=False, report=None)
 
 
 def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str], shared: Mapping[str, Any],
                        specific: Mapping[str, Any], build: Callable[[FoldPlan], FoldJob], config: Mapping[str, Any],
-                       live: bool = True, recorded: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
+                       paths: TrainingPaths, live: bool = True, recorded: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
     """Train every fold of `model`, write all its outputs; return (metrics, runtime).
 
     `recorded`: the params the model depends on (`koemo.lineage.used_params`), kept in its config.json so
@@ -53,9 +84,9 @@ def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str],
     trainer = Trainer(train_config, len(classes))
     folds, valid_fraction = int(shared["folds"]), float(shared["valid_fraction"])
     plans = plan_folds(labels, folds, valid_fraction, int(shared["seed"]))
-    logger = open_live(model) if live and trainer.is_main_process else None
+    logger = open_live(paths.live) if live and trainer.is_main_process else None
     # Under `accelerate launch` only the main process writes; the others train their shard of each batch.
-    with (atomic_dir(f"data/models/{model}") if trainer.is_main_process else nullcontext()) as tmp:
+    with (atomic_dir(paths.model_dir) if trainer.is_main_process else nullcontext()) as tmp:
         result = run_cv(labels, plans, build, trainer, out_dir=tmp, live=logger)
         if tmp is not None:
             write_json(tmp / "config.json", {"model": model, "classes": list(classes), "folds": folds,
@@ -67,9 +98,9 @@ def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str],
     metrics = {"model": model, **summarize(labels, result, classes, folds, valid_fraction)}
     runtime = runtime_figures(result, trainer, time.perf_counter() - start)
     if trainer.is_main_process:
-        write_parquet(f"data/predictions/{model}.parquet", predictions_frame(labels, result, classes))
-        write_csv(f"plots/{model}_confusion.csv", confusion_table(labels, result, classes))
-        write_metrics(f"train_{model}", metrics, runtime)
+        write_parquet(paths.predictions, predictions_frame(labels, result, classes))
+        write_csv(paths.confusion, confusion_table(labels, result, classes))
+        write_metrics(paths.metrics, metrics, paths.runtime, runtime)
     trainer.accelerator.wait_for_everyone()
     return metrics, runtime
 

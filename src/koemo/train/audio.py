@@ -1,35 +1,20 @@
-"""The three base models. Each forward takes a batch's inputs as keywords and returns logits.
-
-- `TextClassifier`: a registry encoder (KoELECTRA, KLUE-RoBERTa, a tiny stand-in, …) + pooling + linear head.
-- `AudioResNet`: a small 2-D ResNet over a mel spectrogram; depth/width are params so the demo trains on CPU.
-- `MultimodalConv1D`: the seed's model over [text embedding ‖ mel means] treated as a 1-channel sequence.
+"""The audio model: a small 2-D ResNet over a mel spectrogram (depth/width are params so the demo trains on CPU), and
+its fold builder: originals for every role, plus only the fitting rows' augmented copies for training.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-
-class TextClassifier(nn.Module):
-    """Encoder → pooled sentence vector (the registry's `cls` or `mean` pooling) → dropout → linear."""
-
-    def __init__(self, encoder: nn.Module, n_classes: int, pooling: str = "cls", dropout: float = 0.1):
-        super().__init__()
-        from koemo.text.embed import pool  # the registry's pooling, so fine-tuning pools as embedding does
-
-        self._pool = pool
-        self.encoder = encoder
-        self.pooling = pooling
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(int(encoder.config.hidden_size), n_classes)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.head(self.dropout(self._pool(hidden, attention_mask, self.pooling)))
+from koemo.shards import ShardStore
+from koemo.train.cv import FoldJob, FoldPlan
+from koemo.train.data import ArrayRows, Examples, stack_collate
 
 
 class SpecAugment(nn.Module):
@@ -123,29 +108,42 @@ class AudioResNet(nn.Module):
         return self.head(self.dropout(x.mean(dim=(2, 3))))
 
 
-class MultimodalConv1D(nn.Module):
-    """The seed's model: Conv1D(256, k=5, same, relu) → Dropout(0.2) → Flatten → Dense(32, relu) → Dense(classes).
+def _rows_examples(fetch: Callable[[int], np.ndarray], n: int, labels: np.ndarray, ids: np.ndarray) -> Examples:
+    return Examples(ArrayRows(fetch, labels, n), labels, ids, stack_collate)
 
-    The standardised feature vector is read as a 1-channel sequence (Keras `Conv1D` over [features, 1]);
-    Keras' Flatten between the convolution and Dense(32) is implied by the shapes. Softmax is applied by the
-    loss / at prediction, as logits are what the one trainer expects.
-    """
 
-    def __init__(self, in_features: int, n_classes: int, channels: int = 256, kernel_size: int = 5,
-                 dropout: float = 0.2, hidden: int = 32):
-        super().__init__()
-        self.conv = nn.Conv1d(1, channels, kernel_size, padding="same")
-        self.dropout = nn.Dropout(dropout)
-        self.dense = nn.Linear(channels * in_features, hidden)
-        self.head = nn.Linear(hidden, n_classes)
+class AudioInputs:
+    """ResNet-on-mel folds: originals for every role, plus the fitting rows' augmented copies for training."""
 
-    @classmethod
-    def from_params(cls, in_features: int, n_classes: int, p: Mapping) -> "MultimodalConv1D":
-        """From a `train_multimodal` params section."""
-        return cls(in_features, n_classes, channels=int(p["channels"]), kernel_size=int(p["kernel_size"]),
-                   dropout=float(p["dropout"]), hidden=int(p["hidden"]))
+    def __init__(self, labels: pd.DataFrame, store: ShardStore, n_classes: int, model_params: Mapping[str, Any]):
+        self.store, self.n_classes, self.params = store, n_classes, dict(model_params)
+        self.wav_ids = labels["wav_id"].astype(str).to_numpy()
+        self.y = labels["label_id"].to_numpy(dtype=np.int64)
+        self.original = store.originals(self.wav_ids)           # labels row → index position
+        self.copies = store.augmented() if self.params.get("use_augmented", True) else {}
+        train_ids = set(self.wav_ids[labels["split"].to_numpy() == "train"])
+        if not set(self.copies) <= train_ids:
+            raise ValueError(f"{store.directory}: augmented rows exist for non-training wav_ids (contract: train only)")
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:  # features: [batch, in_features]
-        x = F.relu(self.conv(features.unsqueeze(1)))
-        x = self.dropout(x).flatten(1)
-        return self.head(F.relu(self.dense(x)))
+    def examples(self, rows: np.ndarray, with_copies: bool = False) -> Examples:
+        positions, labels, ids = [self.original[rows]], [self.y[rows]], [self.wav_ids[rows]]
+        if with_copies:
+            for r in rows:
+                extra = self.copies.get(self.wav_ids[r])
+                if extra is not None:
+                    positions.append(extra)
+                    labels.append(np.full(len(extra), self.y[r]))
+                    ids.append(np.full(len(extra), self.wav_ids[r], dtype=object))
+        positions_all = np.concatenate(positions)
+        return _rows_examples(lambda i: self.store.row(positions_all[i]), len(positions_all),
+                              np.concatenate(labels), np.concatenate(ids))
+
+    def model(self) -> AudioResNet:
+        return AudioResNet.from_params(self.n_classes, self.params)
+
+    def __call__(self, plan: FoldPlan) -> FoldJob:
+        train = self.examples(plan.fit, with_copies=True)
+        augmented = len(train) - len(plan.fit)
+        return FoldJob(self.model(), train, self.examples(plan.valid), self.examples(plan.holdout), self.examples(plan.test),
+                       files={"fold.json": {"fit_rows": len(plan.fit), "augmented_rows": augmented,
+                                            "valid_rows": len(plan.valid), "holdout_rows": len(plan.holdout)}})

@@ -1,4 +1,4 @@
-"""What the SSL training stages add to the common stage runner: the mode check and the learned layer weights."""
+"""What the SSL training stages add to the common training runner: the mode check and the learned layer weights."""
 
 from __future__ import annotations
 
@@ -7,14 +7,20 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from koemo.errors import UserError
+
 MODES = ("frozen", "finetune")
 
 
+class UnknownMode(UserError, ValueError):
+    """`train_wav2vec2.mode` is neither frozen nor finetune."""
+
+
 def check_mode(spec: Mapping[str, Any]) -> str:
-    """`train_wav2vec2.mode`: `frozen` (a head on the cached features) or `finetune` (`speech.finetune`); returned."""
+    """`train_wav2vec2.mode`: `frozen` (a head on the cached features) or `finetune` (`ssl.finetune`); returned."""
     mode = spec.get("mode", "frozen")
     if mode not in MODES:
-        raise SystemExit(f"train_wav2vec2.mode={mode!r}: expected one of {MODES}")
+        raise UnknownMode(f"train_wav2vec2.mode={mode!r}: expected one of {MODES}")
     return mode
 
 
@@ -31,17 +37,18 @@ def layer_weights(model_dir: str | Path) -> list[list[float]]:
     return out
 
 
-def with_layer_weights(model: str, metrics: Mapping[str, Any], runtime: Mapping[str, Any], encoder: Mapping[str, Any],
+def with_layer_weights(paths, metrics: Mapping[str, Any], runtime: Mapping[str, Any], encoder: Mapping[str, Any],
                        rows_without_audio: int) -> dict:
-    """The stage's metrics plus which SSL encoder fed it and the layer weights it learned (rewrites metrics/train_<model>.json)."""
+    """The stage's metrics plus which SSL encoder fed it and the layer weights it learned (rewrites the stage's
+    metrics file; `paths` is its `train.runner.TrainingPaths`)."""
     from accelerate import PartialState
 
     from koemo.metrics import write_metrics
 
-    per_fold = layer_weights(f"data/models/{model}")
+    per_fold = layer_weights(paths.model_dir)
     extra = {"ssl_encoder": encoder["encoder"], "ssl_source": encoder["source"], "rows_without_audio": rows_without_audio,
              "layer_weights": {"per_fold": per_fold, "mean": np.mean(per_fold, axis=0).round(4).tolist() if per_fold else []}}
     full = {**metrics, **extra}
     if PartialState().is_main_process:
-        write_metrics(f"train_{model}", full, runtime)
+        write_metrics(paths.metrics, full, paths.runtime, runtime)
     return full

@@ -1,8 +1,8 @@
-"""The seed's waveform augmentations (noise, stretch, pitch), for training rows only, reproducible per copy.
+"""The reference project's waveform augmentations (noise, stretch, pitch), for training rows only, reproducible per copy.
 
 Each augmented copy draws from its own generator seeded by (seed, wav_id, method, copy), so a copy's bytes
 never depend on batch size, worker count or the order clips finish decoding. `stretch` and `pitch` are
-deterministic transforms (fixed rate and step, as in the seed): a second copy would repeat the first, so
+deterministic transforms (fixed rate and step, as in the reference project): a second copy would repeat the first, so
 they yield one copy each whatever `copies` says; `copies` multiplies the random `noise` method only.
 """
 
@@ -25,7 +25,7 @@ class AugmentSpec:
     methods: tuple[str, ...] = ()
     copies: int = 0
     seed: int = 0
-    noise_amp: float = 0.005     # noise std = noise_amp · U(0, 1) · max|x| (the seed's formula)
+    noise_amp: float = 0.005     # noise std = noise_amp · U(0, 1) · max|x| (the reference project's formula)
     stretch_rate: float = 0.8    # librosa.effects.time_stretch rate (< 1: slower, longer)
     pitch_steps: float = 0.7     # librosa.effects.pitch_shift semitones
 

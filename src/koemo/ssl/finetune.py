@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from koemo.audio.decode import decode_clip
+from koemo.decode import decode_clip
 from koemo.errors import UserError
-from koemo.speech.features import layer_states, masked_layer_sums, normalize, pad_waves
-from koemo.speech.heads import LayerWeighting, mlp
+from koemo.ssl.pooling import layer_states, masked_layer_sums, normalize, pad_waves
+from koemo.ssl.heads import LayerWeighting, mlp
 from koemo.train.cv import FoldJob, FoldPlan
 from koemo.train.data import Examples
 

@@ -11,49 +11,36 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from koemo.speech.heads import GatedFusion, SSLClassifier
+from koemo.shards import ShardStore
+from koemo.ssl.heads import GatedFusion, SSLClassifier
 from koemo.train.cv import FoldJob, FoldPlan
 from koemo.train.data import ArrayRows, Examples, stack_collate
 
 
-class SSLStore:
-    """`data/ssl/<encoder>/`: float16 `[clips, layers, dim]` (memory-mapped), the wav_id → row index and
-    `encoder.json` (name, source — "local-tiny" for the random-init stand-in —, architecture)."""
+class SSLStore(ShardStore):
+    """`data/ssl/<encoder>/`: float16 `[clips, layers, dim]` shards read through memory maps, and `encoder.json`
+    (name, source — "local-tiny" for the random-init stand-in —, architecture)."""
 
     def __init__(self, directory: str | Path):
-        self.directory = Path(directory)
+        super().__init__(directory)
         self.encoder = json.loads((self.directory / "encoder.json").read_text(encoding="utf-8"))
-        self.features = np.load(self.directory / "features.npy", mmap_mode="r", allow_pickle=False)
-        index = pd.read_parquet(self.directory / "index.parquet")
-        self.position = pd.Series(index["row"].to_numpy(dtype=np.int64), index=index["wav_id"].astype(str).to_numpy())
-        if self.position.index.has_duplicates:
+        if self.index["wav_id"].duplicated().any():
             raise ValueError(f"{self.directory}: duplicate wav_ids in index.parquet")
 
     @property
     def layers(self) -> int:
-        return int(self.features.shape[1])
+        return int(self.row_shape[0])
 
     @property
     def dim(self) -> int:
-        return int(self.features.shape[2])
-
-    def aligned(self, wav_ids: Sequence[str]) -> np.ndarray:
-        """`[len(wav_ids), layers, dim]` (the cache's float16) in that order; zeros where a clip has no features."""
-        rows = self.position.reindex(list(wav_ids)).to_numpy()
-        out = np.zeros((len(wav_ids), self.layers, self.dim), dtype=self.features.dtype)
-        found = ~pd.isna(rows)
-        if found.any():
-            picked = rows[found].astype(np.int64)
-            order = np.argsort(picked, kind="stable")  # read the memory map front to back
-            out[np.flatnonzero(found)[order]] = self.features[picked[order]]
-        return out
+        return int(self.row_shape[1])
 
 
 def missing_rows(audio: np.ndarray) -> np.ndarray:
