@@ -19,7 +19,7 @@ from koemo.params import load_params
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("kind", choices=KINDS)
-    parser.add_argument("--labels", type=Path, required=True, help="data/labels.parquet")
+    parser.add_argument("--labels", type=Path, required=True, help="the labels stage's table (parquet)")
     parser.add_argument("--out", type=Path, required=True, help="directory: shards + index.parquet + failures.csv")
     add_metrics_args(parser)
     args = parser.parse_args(argv)

@@ -19,7 +19,7 @@ from koemo.ssl.registry import load_audio_encoder, unknown_audio_encoder
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("encoder", help="a name from params.yaml `audio_encoders`")
-    parser.add_argument("--labels", type=Path, required=True, help="data/labels.parquet")
+    parser.add_argument("--labels", type=Path, required=True, help="the labels stage's table (parquet)")
     parser.add_argument("--out", type=Path, required=True, help="directory: float16 shards + index.parquet + failures.csv")
     add_metrics_args(parser)
     args = parser.parse_args(argv)

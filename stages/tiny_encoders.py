@@ -15,7 +15,7 @@ from koemo.tiny.text import build_tiny_encoders
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--labels", type=Path, required=True, help="data/labels.parquet (training-split text)")
+    parser.add_argument("--labels", type=Path, required=True, help="the labels stage's table (its training-split text)")
     parser.add_argument("--out", type=Path, required=True, help="directory of the tiny encoders, one per name")
     add_metrics_args(parser)
     args = parser.parse_args(argv)
