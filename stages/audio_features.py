@@ -1,42 +1,47 @@
-"""audio_features@<kind> stage: mel / mfcc / melmean features of every labels clip (+ augmented training copies)."""
+"""audio_features stage: the named feature kinds of every labels clip (+ augmented training copies), all from one
+decode and one augmentation of each clip."""
 
 import argparse
-import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import pandas as pd
 
-from koemo.errors import run_stage
+from koemo.errors import UserError, run_stage
 from koemo.extraction import check_failures
 from koemo.features.augment import AugmentSpec
-from koemo.features.cache import extract_kind
+from koemo.features.cache import LABEL_COLUMNS, extract_pass, open_outputs
 from koemo.features.spectral import KINDS, FeatureSpec
-from koemo.io import atomic_dir
-from koemo.metrics import add_metrics_args, write_metrics
+from koemo.metrics import add_metrics_args, format_rate, write_metrics
 from koemo.params import load_params
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kind", choices=KINDS)
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, required=True, help="the kinds this pass computes")
     parser.add_argument("--labels", type=Path, required=True, help="the labels stage's table (parquet)")
-    parser.add_argument("--out", type=Path, required=True, help="directory: shards + index.parquet + failures.csv")
+    parser.add_argument("--outs", type=Path, nargs="+", required=True, help="one directory per kind, in --kinds order")
     add_metrics_args(parser)
     args = parser.parse_args(argv)
+    if len(args.outs) != len(args.kinds):
+        raise UserError(f"--outs names {len(args.outs)} directories for {len(args.kinds)} kinds; give one per kind")
     audio = load_params()["audio"]
-    spec = FeatureSpec.from_params(args.kind, audio)
-    augment = AugmentSpec.from_params(audio[args.kind].get("augment"))
-    labels = pd.read_parquet(args.labels, columns=["wav_id", "wav_path", "split", "fold", "label", "label_id"])
-    with atomic_dir(args.out) as tmp:
-        metrics, runtime = extract_kind(labels, spec, augment, tmp, int(audio["workers"]), int(audio["batch_size"]))
-        # raising here leaves no output behind
-        check_failures(metrics, tmp, float(audio["max_failure_fraction"]), stage=f"audio_features@{args.kind}")
+    specs = [FeatureSpec.from_params(kind, audio) for kind in args.kinds]
+    augment = AugmentSpec.from_params(audio.get("augment"))
+    labels = pd.read_parquet(args.labels, columns=LABEL_COLUMNS)
+    stage = f"audio_features ({'+'.join(args.kinds)})"
+    with ExitStack() as outputs:  # every kind's directory appears only if the whole pass succeeds
+        tmps = open_outputs(outputs, args.outs)
+        metrics, runtime = extract_pass(labels, specs, augment, tmps, int(audio["workers"]), float(audio["batch_seconds"]),
+                                        audio.get("min_rms_dbfs"))
+        check_failures(metrics, tmps[0], float(audio["max_failure_fraction"]), stage=stage)
     write_metrics(args.metrics, metrics, args.runtime, runtime)
-    print(f"audio_features@{args.kind}: {metrics['clips']}/{metrics['clips_in']} clips + {metrics['augmented_rows']} augmented "
-          f"rows → {metrics['rows']} × {metrics['feature_shape']} float32 in {metrics['shards']} shard(s); "
-          f"{metrics['failed']} failed {metrics['failures_by_reason'] or ''}; {metrics['audio_seconds'] / 3600:.2f} h audio "
-          f"at {runtime['x_real_time'] or 0:.0f}× real time on {runtime['device']} ({runtime['pool']} ×{runtime['workers']})")
+    kinds = "; ".join(f"{k}: {metrics[k]['rows']} × {metrics[k]['feature_shape']} {metrics[k]['dtype']}" for k in args.kinds)
+    print(f"{stage}: {metrics['clips']}/{metrics['clips_in']} clips, {sum(metrics['augmented_by_method'].values())} "
+          f"augmented copies → {kinds}; {metrics['failed']} failed {metrics['failures_by_reason'] or ''}; "
+          f"{metrics['audio_seconds'] / 3600:.2f} h audio at {format_rate(runtime['x_real_time'])}× real time on "
+          f"{runtime['device']}")
 
 
 if __name__ == "__main__":
-    run_stage(f"audio_features@{sys.argv[1]}" if len(sys.argv) > 1 else "audio_features", main)
+    run_stage("audio_features", main)

@@ -10,7 +10,7 @@ from koemo.device import resolve_device
 from koemo.errors import run_stage
 from koemo.extraction import check_failures
 from koemo.io import atomic_dir
-from koemo.metrics import add_metrics_args, write_metrics
+from koemo.metrics import add_metrics_args, format_rate, write_metrics
 from koemo.params import load_params
 from koemo.ssl.cache import extract_features
 from koemo.ssl.registry import load_audio_encoder, unknown_audio_encoder
@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     with atomic_dir(args.out) as tmp:
         metrics, runtime = extract_features(encoder, labels, tmp, float(settings["chunk_seconds"]),
                                             float(settings["batch_seconds"]), int(settings["block_clips"]),
-                                            workers=int(audio["workers"]), device=resolve_device(settings.get("device", "auto")))
+                                            workers=int(audio["workers"]), device=resolve_device(settings.get("device", "auto")),
+                                            min_rms_dbfs=audio.get("min_rms_dbfs"))
         check_failures(metrics, tmp, float(audio["max_failure_fraction"]), stage=stage)  # raising leaves no output
     write_metrics(args.metrics, metrics, args.runtime, runtime)
     reasons = metrics["failures_by_reason"]
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{stage}: {metrics['clips']}/{metrics['clips_in']} clips → [{metrics['clips']}, {metrics['layers']}, "
           f"{metrics['dim']}] float16 from {metrics['source']} ({metrics['audio_seconds'] / 3600:.2f} h audio, "
           f"{metrics['chunked_clips']} chunked), {metrics['failed']} failed{detail}; "
-          f"{runtime['x_real_time'] or 0:.0f}× real time on {runtime['device']}")
+          f"{format_rate(runtime['x_real_time'])}× real time on {runtime['device']}")
 
 
 if __name__ == "__main__":

@@ -15,10 +15,10 @@ import torch
 import torchaudio
 import yaml
 
-from koemo.features.augment import AugmentSpec, apply, rng_for
+from koemo.features.augment import AugmentSpec, add_noise, augment_batch, rng_for
 from koemo.decode import decode_clip, decode_clips
 from koemo.extraction import TooManyFailures, check_failures
-from koemo.features.cache import extract_kind
+from koemo.features.cache import extract_pass
 from koemo.features.spectral import FeatureExtractor, FeatureSpec
 from koemo.shards import ShardWriter
 from koemo.shards import load_shards as load_features
@@ -26,10 +26,11 @@ from pipeline_repo import stage_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = {
-    "sample_rate": 16000, "max_failure_fraction": 0.5, "workers": 0, "batch_size": 3,
-    "mel": {"n_mels": 128, "n_fft": 400, "hop_length": 160, "max_frames": 400, "top_db": 80},
-    "mfcc": {"n_mfcc": 40, "n_mels": 64, "n_fft": 400, "hop_length": 160, "max_frames": 400, "top_db": 80},
-    "melmean": {"n_mels": 13, "n_fft": 2048, "hop_length": 512, "top_db": 80},
+    "sample_rate": 16000, "max_failure_fraction": 0.5, "workers": 0, "batch_seconds": 2.0,
+    "mel": {"n_mels": 128, "n_fft": 400, "hop_length": 160, "max_frames": 400, "top_db": 80, "dtype": "float16"},
+    "mfcc": {"n_mfcc": 40, "n_mels": 64, "n_fft": 400, "hop_length": 160, "max_frames": 400, "top_db": 80,
+             "augment": False},
+    "melmean": {"n_mels": 13, "n_fft": 2048, "hop_length": 512, "top_db": 80, "max_seconds": 20},
 }
 CPU = torch.device("cpu")
 
@@ -75,7 +76,7 @@ def test_mfcc_equals_torchaudio_mfcc_and_padding_is_the_floor_cepstrum():
         assert np.abs(row[1:, -1]).max() < 1e-3                  # the DCT of a flat spectrum has only c0
 
 
-def test_melmean_matches_the_seed_librosa_formula_whatever_the_batch_padding():
+def test_melmean_matches_the_reference_librosa_formula_whatever_the_batch_padding():
     import librosa
 
     waves = [tone(0.2, seed=5), tone(1.3, freq=500, seed=6), tone(3.1, freq=120, seed=7)]
@@ -130,29 +131,35 @@ def corpus(tmp_path) -> pd.DataFrame:
     add("bad_short", "test", -1, lambda p: sf.write(p, tone(0.01, rate=22050), 22050, subtype="PCM_16"))
     add("bad_nan", "train", 0, lambda p: sf.write(p, np.full(4000, np.nan, np.float32), 16000, subtype="FLOAT"))
     add("bad_missing", "train", 1)
+    add("bad_silent", "train", 0, lambda p: sf.write(p, np.zeros(16000, np.float32), 16000, subtype="PCM_16"))
     return pd.DataFrame(rows)
 
 
 AUGMENT = AugmentSpec.from_params({"methods": ["noise", "stretch", "pitch"], "copies": 2, "seed": 7})
+FAILED = ["bad_corrupt", "bad_empty", "bad_missing", "bad_nan", "bad_short", "bad_silent"]
 
 
-def run(labels, out, kind="melmean", workers=0, batch_size=3, augment=AUGMENT):
-    return extract_kind(labels, FeatureSpec.from_params(kind, AUDIO), augment, out, workers, batch_size, device=CPU,
-                        progress=False)
+def run(labels, out, kinds=("melmean",), workers=0, batch_seconds=2.0, augment=AUGMENT, audio=AUDIO):
+    out = Path(out)
+    specs = [FeatureSpec.from_params(kind, audio) for kind in kinds]
+    return extract_pass(labels, specs, augment, [out / kind for kind in kinds], workers, batch_seconds,
+                        min_rms_dbfs=-60.0, device=CPU, progress=False)
 
 
 def test_extraction_lists_failures_and_augments_only_training_rows(corpus, tmp_path):
     metrics, runtime = run(corpus, tmp_path / "out")
-    assert metrics["failures_by_reason"] == {"empty": 1, "missing": 1, "non_finite": 1, "too_short": 1, "undecodable": 1}
-    assert (metrics["clips_in"], metrics["clips"], metrics["failed"]) == (11, 6, 5)
-    failures = pd.read_csv(tmp_path / "out" / "failures.csv", keep_default_na=False)
-    assert sorted(failures["wav_id"]) == ["bad_corrupt", "bad_empty", "bad_missing", "bad_nan", "bad_short"]
+    assert metrics["failures_by_reason"] == {"empty": 1, "missing": 1, "non_finite": 1, "silent": 1, "too_short": 1,
+                                             "undecodable": 1}
+    assert (metrics["clips_in"], metrics["clips"], metrics["failed"]) == (12, 6, 6)
+    failures = pd.read_csv(tmp_path / "out" / "melmean" / "failures.csv", keep_default_na=False)
+    assert sorted(failures["wav_id"]) == FAILED
     assert (failures["detail"] != "").all()
-    index, features = load_features(tmp_path / "out")
+    assert "dBFS" in failures.set_index("wav_id").loc["bad_silent", "detail"]
+    index, features = load_features(tmp_path / "out" / "melmean")
     assert list(index.columns) == ["wav_id", "aug", "aug_copy", "split", "fold", "label", "label_id", "shard", "row"]
     assert features.shape == (len(index), 13) and np.isfinite(features).all()
     augmented = index[index["aug"] != ""]
-    assert set(augmented["split"]) == {"train"} and metrics["augmented_test_rows"] == 0
+    assert set(augmented["split"]) == {"train"} and metrics["melmean"]["augmented_test_rows"] == 0
     assert set(index[index["split"] == "test"]["aug"]) == {""}
     # noise × 2 copies, stretch and pitch once (deterministic methods), per good training clip
     per_clip = augmented.groupby("wav_id")[["aug", "aug_copy"]].apply(lambda g: sorted(zip(g["aug"], g["aug_copy"])))
@@ -170,46 +177,78 @@ def test_extraction_lists_failures_and_augments_only_training_rows(corpus, tmp_p
     rows_ok1 = features[index.index[index["wav_id"] == "ok1"]]
     assert len({r.tobytes() for r in rows_ok1}) == len(rows_ok1)
     assert metrics["stereo_clips_mixed_down"] == 2 and metrics["source_sample_rates"] == {"22050": 3, "48000": 3}
-    assert runtime["pool"] == "inline" and runtime["x_real_time"] > 0
+    assert runtime["x_real_time"] > 0
 
 
-def test_same_seed_same_bytes_whatever_the_workers(corpus, tmp_path):
+def test_one_pass_serves_every_kind_with_the_same_augmented_copies(corpus, tmp_path):
+    both, _ = run(corpus, tmp_path / "both", kinds=("mel", "melmean"))
+    alone, _ = run(corpus, tmp_path / "alone", kinds=("mel",))
+    assert (tmp_path / "both" / "mel" / "shard-000.npy").read_bytes() == (tmp_path / "alone" / "mel" / "shard-000.npy").read_bytes()
+    mel_index, mel = load_features(tmp_path / "both" / "mel")
+    mean_index, _ = load_features(tmp_path / "both" / "melmean")
+    assert mel_index.drop(columns=["shard", "row"]).equals(mean_index.drop(columns=["shard", "row"]))
+    assert mel.dtype == np.float16 and both["mel"]["bytes_per_row"] == 128 * 400 * 2      # half of float32's
+    assert both["melmean"]["dtype"] == "float32" and both["augmented_by_method"] == alone["augmented_by_method"]
+    ok1 = decode_clip(corpus.loc[1, "wav_path"], 16000).wave  # float16 rows are the float32 features, rounded
+    exact = FeatureExtractor(FeatureSpec.from_params("mel", AUDIO), CPU)([ok1])[0]
+    stored = mel[mel_index.index[(mel_index["wav_id"] == "ok1") & (mel_index["aug"] == "")][0]].astype(np.float32)
+    assert np.abs(stored - exact).max() < 0.05 + 1e-3 * np.abs(exact).max()
+
+
+def test_same_seed_same_bytes_whatever_the_workers_and_budget(corpus, tmp_path):
     first, _ = run(corpus, tmp_path / "a")
-    again, runtime = run(corpus, tmp_path / "b", workers=2)     # stretch/pitch → a spawned process pool
-    assert runtime["pool"] == "processes" and first == again
+    again, _ = run(corpus, tmp_path / "b", workers=2)
+    assert first == again
     for name in ["index.parquet", "failures.csv", "feature.json", "shard-000.npy"]:
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+        assert (tmp_path / "a" / "melmean" / name).read_bytes() == (tmp_path / "b" / "melmean" / name).read_bytes(), name
     other, _ = run(corpus, tmp_path / "c", augment=AugmentSpec.from_params({**AUGMENT.__dict__, "seed": 8}))
-    _, a = load_features(tmp_path / "a")
-    index, c = load_features(tmp_path / "c")
+    _, a = load_features(tmp_path / "a" / "melmean")
+    index, c = load_features(tmp_path / "c" / "melmean")
     noise = (index["aug"] == "noise").to_numpy()
     assert not np.allclose(a[noise], c[noise]) and np.array_equal(a[~noise], c[~noise])   # the augment seed moves noise only
-    mel, mel_runtime = run(corpus, tmp_path / "m", kind="mel", workers=2, augment=AugmentSpec())
-    assert mel_runtime["pool"] == "threads" and (mel["rows"], mel["augmented_rows"]) == (6, 0)
-    serial, _ = run(corpus, tmp_path / "s", kind="mel", workers=0, augment=AugmentSpec())
-    assert (tmp_path / "m" / "shard-000.npy").read_bytes() == (tmp_path / "s" / "shard-000.npy").read_bytes()
+    mel, _ = run(corpus, tmp_path / "m", kinds=("mel",), workers=2, augment=AugmentSpec())
+    assert (mel["mel"]["rows"], mel["mel"]["augmented_rows"]) == (6, 0)
 
 
-def test_augmentation_depends_only_on_seed_wav_method_copy():
+def test_augmentation_depends_only_on_seed_wav_method_copy_and_matches_librosa():
+    import librosa
+
     wave = tone(1.0)
-    one = apply(wave, 16000, "noise", AUGMENT, rng_for(7, "a", "noise", 0))
-    assert np.array_equal(one, apply(wave, 16000, "noise", AUGMENT, rng_for(7, "a", "noise", 0)))
-    assert not np.array_equal(one, apply(wave, 16000, "noise", AUGMENT, rng_for(7, "a", "noise", 1)))
-    assert not np.array_equal(one, apply(wave, 16000, "noise", AUGMENT, rng_for(7, "b", "noise", 0)))
+    one = add_noise(wave, AUGMENT, rng_for(7, "a", "noise", 0))
+    assert np.array_equal(one, add_noise(wave, AUGMENT, rng_for(7, "a", "noise", 0)))
+    assert not np.array_equal(one, add_noise(wave, AUGMENT, rng_for(7, "a", "noise", 1)))
+    assert not np.array_equal(one, add_noise(wave, AUGMENT, rng_for(7, "b", "noise", 0)))
     assert np.abs(one - wave).max() < 0.005 * np.abs(wave).max() * 6           # amp ≤ 0.005·max|x| (σ units)
-    assert len(apply(wave, 16000, "stretch", AUGMENT, rng_for(7, "a", "stretch", 0))) == pytest.approx(len(wave) / 0.8, abs=2)
-    assert len(apply(wave, 16000, "pitch", AUGMENT, rng_for(7, "a", "pitch", 0))) == len(wave)
+    waves = [tone(1.0), tone(2.3, freq=180, seed=1)]  # batched together, so the shorter one is padded
+    copies = augment_batch(waves, ["a", "b"], 16000, AUGMENT)
+    for wave, made in zip(waves, copies):
+        by = {(m, c): y for m, c, y in made}
+        assert len(by[("stretch", 0)]) == round(len(wave) / 0.8) and len(by[("pitch", 0)]) == len(wave)
+        for (method, _), ref in ((("stretch", 0), librosa.effects.time_stretch(wave, rate=0.8)),
+                                 (("pitch", 0), librosa.effects.pitch_shift(wave, sr=16000, n_steps=0.7))):
+            assert log_spectral_distance(by[(method, 0)], ref) < 1.0, method   # dB, over the 80 dB below the peak
     with pytest.raises(ValueError, match="unknown"):
         AugmentSpec.from_params({"methods": ["reverb"], "copies": 1})
 
 
+def log_spectral_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over frames of the RMS difference of the two log power spectra (dB, floored 80 dB below the peak)."""
+    import librosa
+
+    da = 10 * np.log10(np.abs(librosa.stft(a, n_fft=512)) ** 2 + 1e-10)
+    db = 10 * np.log10(np.abs(librosa.stft(b, n_fft=512)) ** 2 + 1e-10)
+    top = max(da.max(), db.max())
+    da, db = np.maximum(da, top - 80), np.maximum(db, top - 80)
+    return float(np.mean(np.sqrt(np.mean((da - db) ** 2, axis=0))))
+
+
 def test_too_many_failures_is_a_clear_error(corpus, tmp_path):
     metrics, _ = run(corpus, tmp_path / "out", augment=AugmentSpec())
-    check_failures(metrics, tmp_path / "out", 0.5, "audio_features@melmean")     # 5/11 ≤ 50 %: fine
+    check_failures(metrics, tmp_path / "out" / "melmean", 0.5, "audio_features")     # 6/12 ≤ 50 %: fine
     with pytest.raises(TooManyFailures) as err:
-        check_failures(metrics, tmp_path / "out", 0.02, "audio_features@melmean")
+        check_failures(metrics, tmp_path / "out" / "melmean", 0.02, "audio_features")
     message = str(err.value)
-    for part in ["5 of 11 clips failed", "45.5%", "audio.max_failure_fraction=0.02", "bad_corrupt.wav", "undecodable"]:
+    for part in ["6 of 12 clips failed", "50.0%", "audio.max_failure_fraction=0.02", "bad_corrupt.wav", "undecodable"]:
         assert part in message, message
 
 
@@ -217,21 +256,60 @@ def test_stage_writes_outputs_and_fails_without_touching_them(corpus, tmp_path, 
     monkeypatch.chdir(tmp_path)
     Path("data").mkdir()
     corpus.to_parquet("data/labels.parquet", index=False)
-    audio = {**AUDIO, "mfcc": {**AUDIO["mfcc"], "augment": {"methods": ["noise"], "copies": 1, "seed": 3}}}
+    audio = {**AUDIO, "min_rms_dbfs": -60.0, "augment": {"methods": ["noise"], "copies": 1, "seed": 3},
+             "mfcc": {**AUDIO["mfcc"], "augment": True}}
     Path("params.yaml").write_text(yaml.safe_dump({"audio": audio}))
     spec = importlib.util.spec_from_file_location("audio_features_stage", ROOT / "stages" / "audio_features.py")
     stage = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(stage)
-    argv = stage_argv("audio_features", "mfcc")[2:]  # dvc.yaml's arguments
+    argv = stage_argv("extra_audio_features", "mfcc")[2:]  # dvc.yaml's arguments
     stage.main(argv)
     metrics = json.loads(Path("metrics/audio_features_mfcc.json").read_text())
-    assert metrics["feature_shape"] == [40, 400] and metrics["augmented_rows"] == 4 and metrics["failed"] == 5
+    assert metrics["mfcc"]["feature_shape"] == [40, 400] and metrics["mfcc"]["augmented_rows"] == 4 and metrics["failed"] == 6
     assert "x_real_time" in json.loads(Path("metrics/runtime/audio_features_mfcc.json").read_text())
     before = {p.name: p.read_bytes() for p in Path("data/features/mfcc").iterdir()}
     Path("params.yaml").write_text(yaml.safe_dump({"audio": {**audio, "max_failure_fraction": 0.1}}))
     with pytest.raises(TooManyFailures, match="max_failure_fraction=0.1"):
         stage.main(argv)
     assert {p.name: p.read_bytes() for p in Path("data/features/mfcc").iterdir()} == before
+    assert not [p for p in Path("data/features").iterdir() if p.name.startswith(".")]  # no temp directory left
+
+
+def test_memory_follows_the_batch_budget_not_a_ten_minute_clip(tmp_path):
+    """Peak RSS of a whole pass (mel + melmean, augmentation on) over clips including one of 10 minutes at 48 kHz,
+    measured in a fresh process: the crop and the sample budget keep it far below what the clip would need."""
+    import subprocess
+    import sys
+
+    wav = tmp_path / "wav"
+    wav.mkdir()
+    rows = []
+    for i, seconds in enumerate([600.0, 3.0, 4.5, 2.0]):
+        sf.write(wav / f"c{i}.wav", tone(seconds, rate=48000, seed=i), 48000, subtype="PCM_16")
+        rows.append({"wav_id": f"c{i}", "wav_path": str(wav / f"c{i}.wav"), "split": "train", "fold": i % 2,
+                     "label": "neutral", "label_id": 2})
+    pd.DataFrame(rows).to_parquet(tmp_path / "labels.parquet")
+    (tmp_path / "audio.json").write_text(json.dumps({**AUDIO, "melmean": {**AUDIO["melmean"], "max_seconds": 20}}))
+    script = f"""
+import json, resource, pandas as pd, torch
+from pathlib import Path
+from koemo.features.augment import AugmentSpec
+from koemo.features.cache import extract_pass
+from koemo.features.spectral import FeatureSpec
+audio = json.loads(Path({str(tmp_path / "audio.json")!r}).read_text())
+labels = pd.read_parquet({str(tmp_path / "labels.parquet")!r})
+specs = [FeatureSpec.from_params(k, audio) for k in ("mel", "melmean")]
+augment = AugmentSpec.from_params({{"methods": ["noise", "stretch", "pitch"], "copies": 1, "seed": 7}})
+metrics, _ = extract_pass(labels, specs, augment, [Path({str(tmp_path)!r}) / k for k in ("mel", "melmean")], 2, 64.0,
+                          device=torch.device("cpu"), progress=False)
+print(json.dumps({{"rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "clips": metrics["clips"],
+                  "cropped": metrics["melmean"]["cropped_clips"]}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["clips"] == 4 and result["cropped"] == 1
+    assert result["rss_kib"] < 2 * 1024 * 1024, f"peak RSS {result['rss_kib'] / 1024:.0f} MiB"
 
 
 def test_shards_split_and_load_back_in_index_order(tmp_path):
@@ -249,10 +327,15 @@ def test_shards_split_and_load_back_in_index_order(tmp_path):
     assert np.array_equal(loaded, values) and list(loaded_index["wav_id"]) == [f"w{i}" for i in range(5)]
 
 
-def test_each_kind_stage_declares_only_its_own_params():
-    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["audio_features"]
-    assert stage["foreach"] == "${audio.features}"
-    params = stage["do"]["params"]
-    assert "audio.${item}" in params and "audio" not in params
-    assert not any(p.startswith(("audio.mel", "audio.mfcc", "audio.melmean", "audio.features")) for p in params)
-    assert stage["do"]["outs"] == ["data/features/${item}"]
+def test_kinds_sharing_augmentation_share_one_stage_and_others_get_their_own():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    main = stages["audio_features"]
+    assert "--kinds mel melmean" in main["cmd"] and main["outs"] == ["data/features/mel", "data/features/melmean"]
+    assert {"audio.mel", "audio.melmean", "audio.augment"} <= set(main["params"])
+    assert not any(p.startswith(("audio.mfcc", "audio.extra_features")) for p in main["params"])  # -S audio.mfcc… reruns no default stage
+    extra = stages["extra_audio_features"]
+    assert extra["foreach"] == "${audio.extra_features}" and extra["do"]["outs"] == ["data/features/${item}"]
+    assert "audio.${item}" in extra["do"]["params"] and not any(p in ("audio.mel", "audio.melmean") for p in extra["do"]["params"])
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    read = {params["train_audio"]["features"], params["train_multimodal"]["audio_features"]}
+    assert read == {"mel", "melmean"} and "mfcc" not in params["audio"]["extra_features"]  # no dead work by default

@@ -235,7 +235,9 @@ def test_extract_writes_a_cache_per_labels_row_and_lists_failures(tiny, tmp_path
     def decode(path, rate):
         assert rate == RATE
         calls.append(path)
-        return Decoded(None, "undecodable", "not a RIFF file") if path == "w2.wav" else Decoded(waves[path])
+        if path == "w2.wav":
+            return Decoded(None, "undecodable", "not a RIFF file")
+        return Decoded(waves[path], file_seconds=len(waves[path]) / RATE)
 
     runs = []
     for name in ("a", "b"):

@@ -20,8 +20,9 @@ import numpy as np
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: failure reasons a decoder can report (`too_short` is added by the feature step: it depends on the kind's n_fft)
-DECODE_REASONS = ("missing", "undecodable", "empty", "non_finite")
+#: failure reasons a decoder can report (`too_short` is added by the feature step: it depends on the kind's n_fft;
+#: `silent` by `reject_silent`)
+DECODE_REASONS = ("missing", "undecodable", "empty", "non_finite", "silent")
 
 
 @dataclass
@@ -33,24 +34,28 @@ class Decoded:
     detail: str = ""
     source_rate: int = 0
     channels: int = 0
+    file_seconds: float = 0.0  # the whole file's duration, however much of it was read
 
 
 _INT_SCALE = {"int16": 1.0 / 32768.0, "int32": 1.0 / 2147483648.0}
 
 
-def _read(path: str) -> tuple[np.ndarray, int]:
-    """[frames, channels] float32 and the file's rate; integer PCM is read as integers and scaled here."""
+def _read(path: str, max_seconds: float | None = None) -> tuple[np.ndarray, int, float]:
+    """[frames, channels] float32, the file's rate and its whole duration; at most `max_seconds` are read (the rest
+    never is). Integer PCM is read as integers and scaled here."""
     import soundfile as sf
 
     info = sf.info(path)
+    frames = -1 if max_seconds is None else min(info.frames, int(np.ceil(max_seconds * info.samplerate)))
     subtype = info.subtype or ""
     if subtype in ("PCM_16", "PCM_U8", "PCM_S8"):
-        raw, rate = sf.read(path, dtype="int16", always_2d=True)
-        return raw.astype(np.float32) * np.float32(_INT_SCALE["int16"]), rate
+        raw, rate = sf.read(path, frames=frames, dtype="int16", always_2d=True)
+        return raw.astype(np.float32) * np.float32(_INT_SCALE["int16"]), rate, float(info.duration)
     if subtype in ("PCM_24", "PCM_32"):
-        raw, rate = sf.read(path, dtype="int32", always_2d=True)
-        return raw.astype(np.float32) * np.float32(_INT_SCALE["int32"]), rate
-    return sf.read(path, dtype="float32", always_2d=True)
+        raw, rate = sf.read(path, frames=frames, dtype="int32", always_2d=True)
+        return raw.astype(np.float32) * np.float32(_INT_SCALE["int32"]), rate, float(info.duration)
+    raw, rate = sf.read(path, frames=frames, dtype="float32", always_2d=True)
+    return raw, rate, float(info.duration)
 
 
 def to_mono(frames: np.ndarray) -> np.ndarray:
@@ -69,24 +74,49 @@ def resample(wave: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray
     return np.ascontiguousarray(soxr.resample(wave, source_rate, target_rate, quality="HQ"), dtype=np.float32)
 
 
-def decode_clip(path: str, sample_rate: int) -> Decoded:
-    """Read, mix down and resample one file; never raises for bad input (the reason says what was wrong)."""
+CROP_MARGIN_SECONDS = 0.05  # read past a crop so the resampler's edge never reaches the samples kept
+
+
+def decode_clip(path: str, sample_rate: int, max_seconds: float | None = None) -> Decoded:
+    """Read, mix down and resample one file — only its first `max_seconds` when given, so a 10-minute clip costs
+    what its crop costs; never raises for bad input (the reason says what was wrong)."""
     if not os.path.isfile(path):
         return Decoded(None, "missing", f"no such file: {path}")
     try:
-        frames, rate = _read(path)
+        frames, rate, seconds = _read(path, None if max_seconds is None else max_seconds + CROP_MARGIN_SECONDS)
     except Exception as err:  # libsndfile's errors are RuntimeError/LibsndfileError/ValueError, all "cannot decode"
         return Decoded(None, "undecodable", f"{type(err).__name__}: {err}".strip()[:300])
     channels = int(frames.shape[1]) if frames.ndim == 2 else 0
     if frames.shape[0] == 0:
-        return Decoded(None, "empty", "0 samples", rate, channels)
+        return Decoded(None, "empty", "0 samples", rate, channels, seconds)
     wave = to_mono(frames)
     if not np.isfinite(wave).all():
-        return Decoded(None, "non_finite", "NaN or inf samples", rate, channels)
+        return Decoded(None, "non_finite", "NaN or inf samples", rate, channels, seconds)
     wave = resample(wave, int(rate), int(sample_rate))
+    if max_seconds is not None:
+        wave = wave[:int(round(max_seconds * sample_rate))]
     if len(wave) == 0:
-        return Decoded(None, "empty", f"{frames.shape[0]} samples at {rate} Hz → 0 at {sample_rate} Hz", rate, channels)
-    return Decoded(wave, source_rate=int(rate), channels=channels)
+        return Decoded(None, "empty", f"{frames.shape[0]} samples at {rate} Hz → 0 at {sample_rate} Hz", rate, channels,
+                       seconds)
+    return Decoded(wave, source_rate=int(rate), channels=channels, file_seconds=seconds)
+
+
+def rms_dbfs(wave: np.ndarray) -> float:
+    """The clip's RMS level in dB relative to full scale (-inf for digital silence)."""
+    power = float(np.mean(np.square(wave, dtype=np.float64))) if len(wave) else 0.0
+    return 10.0 * np.log10(power) if power > 0 else float("-inf")
+
+
+def reject_silent(clip: Decoded, min_rms_dbfs: float | None) -> Decoded:
+    """`clip`, or a `silent` failure when its RMS level is below `min_rms_dbfs` (`audio.min_rms_dbfs`): a silent or
+    near-silent recording carries no emotion, and every model would still answer it with confidence."""
+    if clip.wave is None or min_rms_dbfs is None:
+        return clip
+    level = rms_dbfs(clip.wave)
+    if level >= min_rms_dbfs:
+        return clip
+    return Decoded(None, "silent", f"RMS {level:.1f} dBFS < audio.min_rms_dbfs {min_rms_dbfs:g}", clip.source_rate,
+                   clip.channels, clip.file_seconds)
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], executor: Executor | None, window: int) -> Iterator[R]:

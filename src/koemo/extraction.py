@@ -1,10 +1,10 @@
 """One pass over a labels table's clips, the skeleton both feature caches share (`audio_features`, `ssl_features`):
 decode (in a pool) → batch → compute → write → summarise.
 
-Each step is a short function or object; a cache supplies only what differs: what the pool does with a clip
-(`load`: decode, plus augmented copies for hand-made features), how a batch of waves becomes rows (`compute`)
-and where rows go (`write`, a `ShardWriter`). Rows follow labels order and batches are cut in that order, so the
-same params give the same bytes whatever the pool. A clip that cannot be used is a counted, listed failure
+Each step is a short function or object; a cache supplies only what differs: how the pool decodes a clip
+(`load`: cropped, checked) and what a batch becomes (`process`: augmented copies, features or encoder states,
+written to `ShardWriter`s). Rows follow labels order and batches are cut in that order by an audio budget, so the
+same params give the same bytes whatever the pool, and memory stays flat whatever the clip lengths. A clip that cannot be used is a counted, listed failure
 (`failures.csv`), never a silent gap; `check_failures` turns too many of them into an error.
 """
 
@@ -15,13 +15,14 @@ from collections import Counter
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from koemo.decode import Decoded, ordered_map
 from koemo.errors import UserError
+from koemo.metrics import format_rate
 
 FAILURE_COLUMNS = ["wav_id", "wav_path", "aug", "aug_copy", "reason", "detail"]
 
@@ -31,95 +32,95 @@ class TooManyFailures(UserError):
 
 
 @dataclass
-class Loaded:
-    """What the pool hands back for one labels row: the decoded clip, and any extra waves made from it
-    (augmented copies: `(meta, wave)`) or the reasons they could not be made (`(aug, copy, reason, detail)`)."""
-
-    decoded: Decoded
-    extra: list[tuple[dict[str, Any], np.ndarray]] = field(default_factory=list)
-    extra_failures: list[tuple[str, int, str, str]] = field(default_factory=list)
-
-
-@dataclass
 class PassStats:
     """Counts of one pass; `failures` rows follow FAILURE_COLUMNS."""
 
     clips_in: int = 0
     clips: int = 0
-    seconds: float = 0.0          # audio seconds of the usable clips (as decoded)
-    extra_seconds: float = 0.0    # audio seconds of the extra (augmented) waves
+    seconds: float = 0.0          # audio seconds of the usable clips' files (before any crop)
+    seconds_read: float = 0.0     # audio seconds actually decoded (after the crop)
     batches: int = 0
     wall: float = 0.0
-    lengths: list[int] = field(default_factory=list)  # samples of each usable clip, labels order
+    file_seconds: list[float] = field(default_factory=list)  # each usable clip's file duration, labels order
+    lengths: list[int] = field(default_factory=list)         # each usable clip's decoded samples (after the crop)
     source_rates: Counter = field(default_factory=Counter)
     stereo: int = 0
     failures: list[tuple] = field(default_factory=list)
 
 
-class Batcher:
-    """Collects waves (with their index metadata) and hands `max_items` at a time to `compute`, whose rows go to
-    `write`; `close()` flushes the rest."""
+def budget_slices(lengths: Sequence[int], max_samples: int) -> Iterator[tuple[int, int]]:
+    """Consecutive [start, stop) runs whose padded size (count × longest) stays within `max_samples`; a longer
+    single item is a run of its own."""
+    start = 0
+    while start < len(lengths):
+        stop, longest = start + 1, lengths[start]
+        while stop < len(lengths) and (stop - start + 1) * max(longest, lengths[stop]) <= max_samples:
+            longest = max(longest, lengths[stop])
+            stop += 1
+        yield start, stop
+        start = stop
 
-    def __init__(self, compute: Callable[[list[np.ndarray]], np.ndarray],
-                 write: Callable[[np.ndarray, list[dict[str, Any]]], None], max_items: int):
-        self.compute, self.write, self.max_items = compute, write, max(1, int(max_items))
+
+class Batcher:
+    """Collects decoded waves (with their index metadata) into batches and hands each to `process(waves, metas)`.
+
+    A batch closes before it would exceed `max_items` waves or `max_samples` padded samples (count × longest, what
+    a padded torch batch holds), so memory follows the budget, not the longest clip (a longer single clip is a
+    batch of its own; the caller crops clips to bound that). `close()` flushes the rest.
+    """
+
+    def __init__(self, process: Callable[[list[np.ndarray], list[dict[str, Any]]], None], max_items: int | None = None,
+                 max_samples: int | None = None):
+        self.process, self.max_items, self.max_samples = process, max_items, max_samples
         self.waves: list[np.ndarray] = []
         self.meta: list[dict[str, Any]] = []
+        self.longest = 0
         self.batches = 0
 
     def add(self, wave: np.ndarray, meta: dict[str, Any]) -> None:
+        longest = max(self.longest, len(wave))
+        if self.waves and ((self.max_items and len(self.waves) + 1 > self.max_items)
+                           or (self.max_samples and (len(self.waves) + 1) * longest > self.max_samples)):
+            self.flush()
+            longest = len(wave)
         self.waves.append(wave)
         self.meta.append(meta)
-        while len(self.waves) >= self.max_items:
-            self._flush(self.max_items)
+        self.longest = longest
 
-    def _flush(self, count: int) -> None:
-        waves, meta = self.waves[:count], self.meta[:count]
-        del self.waves[:count], self.meta[:count]
-        self.write(self.compute(waves), meta)
-        self.batches += 1
-
-    def close(self) -> None:
+    def flush(self) -> None:
         if self.waves:
-            self._flush(len(self.waves))
+            self.process(self.waves, self.meta)
+            self.batches += 1
+        self.waves, self.meta, self.longest = [], [], 0
+
+    close = flush
 
 
-def format_rate(value: float | None) -> str:
-    """Two significant digits, never "0×" for a slow run: 0.22, 3.4, 210, 2100."""
-    if value is None or not np.isfinite(value) or value <= 0:
-        return "0"
-    digits = 1 - int(np.floor(np.log10(value)))
-    return f"{value:.{digits}f}" if digits > 0 else f"{round(value, digits):,.0f}"
-
-
-def run_pass(records: Sequence[Mapping[str, Any]], tasks: Iterable[Any], load: Callable[[Any], Loaded],
+def run_pass(records: Sequence[Mapping[str, Any]], tasks: Iterable[Any], load: Callable[[Any], Decoded],
              batcher: Batcher, meta_of: Callable[[Mapping[str, Any]], dict[str, Any]], pool: Executor | None,
-             window: int, desc: str, sample_rate: int, progress: bool = True) -> PassStats:
-    """Decode every task in `pool` (results in order), feed each usable clip and its extra waves to `batcher`,
-    list every failure. `records[i]` (wav_id, wav_path) is the labels row behind `tasks[i]`."""
+             window: int, desc: str, sample_rate: int, stats: PassStats | None = None, progress: bool = True) -> PassStats:
+    """Decode every task in `pool` (results in labels order), hand each usable clip to `batcher`, list every failure.
+    `records[i]` (wav_id, wav_path) is the labels row behind `tasks[i]`; `stats` may already hold failures that the
+    batches' processing adds (e.g. an unusable augmented copy)."""
     from tqdm import tqdm
 
-    stats = PassStats(clips_in=len(records))
+    stats = stats if stats is not None else PassStats()
+    stats.clips_in = len(records)
     start = time.perf_counter()
     bar = tqdm(total=len(records), desc=desc, unit="clip", disable=not progress)
     try:
-        for record, loaded in zip(records, ordered_map(load, tasks, pool, window)):
-            wav_id, path, clip = str(record["wav_id"]), str(record["wav_path"]), loaded.decoded
+        for record, clip in zip(records, ordered_map(load, tasks, pool, window)):
             if clip.wave is None:
-                stats.failures.append((wav_id, path, "", 0, clip.reason, clip.detail))
+                stats.failures.append((str(record["wav_id"]), str(record["wav_path"]), "", 0, clip.reason, clip.detail))
             else:
                 stats.clips += 1
-                stats.seconds += len(clip.wave) / sample_rate
+                stats.seconds += clip.file_seconds
+                stats.seconds_read += len(clip.wave) / sample_rate
+                stats.file_seconds.append(clip.file_seconds)
                 stats.lengths.append(len(clip.wave))
                 stats.source_rates[clip.source_rate] += 1
                 stats.stereo += clip.channels > 1
-                base = meta_of(record)
-                batcher.add(clip.wave, base)
-                for extra_meta, wave in loaded.extra:
-                    batcher.add(wave, {**base, **extra_meta})
-                    stats.extra_seconds += len(wave) / sample_rate
-                for aug, copy, reason, detail in loaded.extra_failures:
-                    stats.failures.append((wav_id, path, aug, copy, reason, detail))
+                batcher.add(clip.wave, meta_of(record))
             bar.update(1)
             bar.set_postfix_str(f"{format_rate(stats.seconds / max(time.perf_counter() - start, 1e-9))}× real time",
                                 refresh=False)

@@ -33,12 +33,12 @@ def used_keys(model: str, params: Mapping[str, Any]) -> list[str]:
     keys = ["labels.classes", "train", f"train_{model}"]
     if model in ("text", "multimodal", "fusion"):
         keys += ["text.model", f"encoders.{params['text']['model']}"]
-    if model == "audio":
-        keys += ["audio.sample_rate", f"audio.{params['train_audio']['features']}"]
-    if model == "multimodal":
-        keys += ["audio.sample_rate", f"audio.{params['train_multimodal']['audio_features']}"]
+    if model == "audio":  # its training rows include the augmented copies
+        keys += ["audio.sample_rate", "audio.min_rms_dbfs", "audio.augment", f"audio.{params['train_audio']['features']}"]
+    if model == "multimodal":  # originals only
+        keys += ["audio.sample_rate", "audio.min_rms_dbfs", f"audio.{params['train_multimodal']['audio_features']}"]
     if model in ("wav2vec2", "fusion"):
-        keys += ["ssl.model", f"audio_encoders.{params['ssl']['model']}", "ssl_features.chunk_seconds"]
+        keys += ["ssl.model", f"audio_encoders.{params['ssl']['model']}", "ssl_features.chunk_seconds", "audio.min_rms_dbfs"]
     return keys
 
 

@@ -97,3 +97,11 @@ def write_metrics(path: str | os.PathLike, metrics: Mapping[str, Any], runtime_p
     if runtime_path is not None and runtime is not None:
         write_json(runtime_path, dict(runtime))
     return Path(path)
+
+
+def format_rate(value: float | None) -> str:
+    """Two significant digits, never "0×" for a slow run: 0.22, 3.4, 210, 2100."""
+    if value is None or not np.isfinite(value) or value <= 0:
+        return "0"
+    digits = 1 - int(np.floor(np.log10(value)))
+    return f"{value:.{digits}f}" if digits > 0 else f"{round(value, digits):,.0f}"

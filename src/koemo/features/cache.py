@@ -1,136 +1,193 @@
-"""One `audio_features@<kind>` cache for a labels table, on the shared clip pass (`koemo.extraction`): the pool
-decodes each clip and makes its augmented training copies, torch computes the kind batch by batch, shards keep
-the rows.
+"""The `audio_features` caches of a labels table: every kind of a pass from ONE decode and ONE augmentation of
+each clip, on the shared clip pass (`koemo.extraction`).
 
-Rows follow labels order (each clip's original, then its augmented copies in `AugmentSpec.plan()` order). Workers
-are threads (decoding releases the GIL) unless librosa's stretch/pitch are asked for, which hold it: then
-processes.
+Decoding runs in a thread pool (soundfile and soxr release the GIL) and reads only each clip's crop (the longest
+any kind of the pass needs). Batches are cut by an audio budget (`audio.batch_seconds`): the training clips of a
+batch get their augmented copies (noise per clip; stretch and pitch as one torch batch, on the GPU when present),
+then each kind computes its rows from the originals and copies, cropped to that kind, and writes them to its own
+shards. Rows follow labels order: each clip's original, then its copies in `AugmentSpec.plan()` order.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from koemo.decode import Decoded, decode_clip
-from koemo.extraction import Batcher, Loaded, pass_metrics, pass_runtime, run_pass, write_failures
-from koemo.features.augment import AugmentSpec, apply, rng_for
+from koemo.decode import Decoded, decode_clip, reject_silent
+from koemo.extraction import Batcher, PassStats, budget_slices, pass_metrics, pass_runtime, run_pass, write_failures
+from koemo.features.augment import N_FFT, AugmentSpec, augment_batch
 from koemo.features.spectral import FeatureExtractor, FeatureSpec
 from koemo.shards import ShardWriter
 
 INDEX_COLUMNS = {"wav_id": str, "aug": str, "aug_copy": "int64", "split": str, "fold": "int64", "label": str,
                  "label_id": "int64"}
+LABEL_COLUMNS = ["wav_id", "wav_path", "split", "fold", "label", "label_id"]
 
 
 @dataclass(frozen=True)
 class ClipTask:
-    wav_id: str
+    """What a decoding thread needs for one labels row."""
+
     path: str
     sample_rate: int
-    min_samples: int
-    plan: tuple[tuple[str, int], ...]   # (method, copy) pairs: empty for non-training rows
-    augment: AugmentSpec
+    max_seconds: float       # the pass's crop: the longest any of its kinds reads
+    min_samples: int         # the longest analysis window of its kinds
+    min_rms_dbfs: float | None
 
 
-def load_clip(task: ClipTask) -> Loaded:
-    """Pool worker: decode one clip, reject it if shorter than one window, then make its augmented copies."""
-    decoded = decode_clip(task.path, task.sample_rate)
-    if decoded.wave is not None and len(decoded.wave) < task.min_samples:
-        decoded = Decoded(None, "too_short", f"{len(decoded.wave)} samples at {task.sample_rate} Hz < one window "
-                                             f"({task.min_samples})", decoded.source_rate, decoded.channels)
-    result = Loaded(decoded)
-    if decoded.wave is None:
-        return result
-    for method, copy in task.plan:
-        try:
-            wave = apply(decoded.wave, task.sample_rate, method, task.augment, rng_for(task.augment.seed, task.wav_id, method, copy))
-        except Exception as err:  # a librosa failure on one clip is listed, not fatal
-            result.extra_failures.append((method, copy, "augment_error", f"{type(err).__name__}: {err}"[:300]))
-            continue
-        if len(wave) < task.min_samples or not np.isfinite(wave).all():
-            result.extra_failures.append((method, copy, "augment_unusable", f"{len(wave)} samples, finite={np.isfinite(wave).all()}"))
-            continue
-        result.extra.append(({"aug": method, "aug_copy": int(copy)}, wave))
-    return result
+def load_clip(task: ClipTask) -> Decoded:
+    """Decode the clip's crop; reject it when silent or shorter than one analysis window."""
+    clip = reject_silent(decode_clip(task.path, task.sample_rate, task.max_seconds), task.min_rms_dbfs)
+    if clip.wave is not None and len(clip.wave) < task.min_samples:
+        return Decoded(None, "too_short", f"{len(clip.wave)} samples at {task.sample_rate} Hz < one window "
+                                          f"({task.min_samples})", clip.source_rate, clip.channels, clip.file_seconds)
+    return clip
 
 
-def make_pool(workers: int, augment: AugmentSpec) -> tuple[Executor | None, str]:
-    """Threads for decoding (+ noise); spawned processes when librosa stretch/pitch must run in parallel."""
-    if workers <= 0:
-        return None, "inline"
-    if augment.needs_processes:
-        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")), "processes"
-    return ThreadPoolExecutor(max_workers=workers), "threads"
+class KindWriter:
+    """One kind of the pass: its extractor, its shard writer, and row batches cut by the audio budget."""
+
+    def __init__(self, spec: FeatureSpec, out_dir: Path, device, max_samples: int):
+        self.spec, self.out_dir, self.max_samples = spec, Path(out_dir), max_samples
+        self.extractor = FeatureExtractor(spec, device)
+        self.writer = ShardWriter(out_dir, spec.shape, INDEX_COLUMNS, dtype=np.dtype(spec.dtype))
+
+    def add(self, waves: Sequence[np.ndarray], metas: Sequence[dict[str, Any]]) -> None:
+        """Rows of `waves` (each cropped to this kind) in order, computed in batches within the budget."""
+        cropped = [w[:self.spec.crop_samples] for w in waves]
+        for start, stop in budget_slices([len(w) for w in cropped], self.max_samples):
+            rows = self.extractor(cropped[start:stop])
+            self.writer.add(rows.astype(self.writer.dtype), list(metas[start:stop]))
 
 
-def extract_kind(labels: pd.DataFrame, spec: FeatureSpec, augment: AugmentSpec, out_dir: str | Path, workers: int,
-                 batch_size: int, device=None, progress: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Write shards, `index.parquet`, `failures.csv` and `feature.json` into `out_dir`; return (deterministic
-    metrics, runtime figures). `labels` needs wav_id, wav_path, split, fold, label, label_id."""
+def augmented_rows(waves: list[np.ndarray], metas: list[dict[str, Any]], augment: AugmentSpec, spec_min: int,
+                   sample_rate: int, device, stats: PassStats, paths: Mapping[str, str], made: dict[str, int]):
+    """Originals and, for training rows, their augmented copies, in output order; unusable copies are listed and
+    the usable ones counted by method in `made`."""
+    train = [i for i, m in enumerate(metas) if m["split"] == "train"]
+    copies = dict(zip(train, augment_batch([waves[i] for i in train], [metas[i]["wav_id"] for i in train], sample_rate,
+                                           augment, device))) if augment.plan() else {}
+    out_waves, out_metas = [], []
+    for i, (wave, meta) in enumerate(zip(waves, metas)):
+        out_waves.append(wave)
+        out_metas.append(meta)
+        for method, copy, wave_copy in copies.get(i, []):
+            if len(wave_copy) < spec_min or not np.isfinite(wave_copy).all():
+                stats.failures.append((meta["wav_id"], paths[meta["wav_id"]], method, copy, "augment_unusable",
+                                       f"{len(wave_copy)} samples, finite={bool(np.isfinite(wave_copy).all())}"))
+                continue
+            out_waves.append(wave_copy)
+            out_metas.append({**meta, "aug": method, "aug_copy": int(copy)})
+            made[method] += 1
+    return out_waves, out_metas
+
+
+def extract_pass(labels: pd.DataFrame, specs: Sequence[FeatureSpec], augment: AugmentSpec, out_dirs: Sequence[Path],
+                 workers: int, batch_seconds: float, min_rms_dbfs: float | None = None, device=None,
+                 progress: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write every kind's shards, `index.parquet`, `failures.csv` and `feature.json` into its `out_dirs` entry;
+    return (deterministic metrics, runtime figures). Kinds with `augment: false` get originals only."""
     import torch
 
     from koemo.device import resolve_device
     from koemo.io import write_json
 
     device = device if device is not None else resolve_device("auto")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    batch_size = max(1, int(batch_size))
-    extractor = FeatureExtractor(spec, device)
-    writer = ShardWriter(out, spec.shape, INDEX_COLUMNS)
-    plan = tuple(augment.plan())
-    records = labels[["wav_id", "wav_path", "split", "fold", "label", "label_id"]].to_dict("records")
-    tasks = (ClipTask(str(r["wav_id"]), str(r["wav_path"]), spec.sample_rate, spec.min_samples,
-                      plan if r["split"] == "train" else (), augment) for r in records)
+    sample_rate = specs[0].sample_rate
+    max_samples = max(1, int(round(batch_seconds * sample_rate)))
+    kinds = [KindWriter(spec, Path(out), device, max_samples) for spec, out in zip(specs, out_dirs)]
+    for kind in kinds:
+        kind.out_dir.mkdir(parents=True, exist_ok=True)
+    wants_copies = bool(augment.plan()) and any(spec.augment for spec in specs)
+    # The pass decodes the longest crop any kind reads; copies are made from it (two augmentation windows more, so
+    # the STFT edge at the crop never reaches a kept sample) and each kind crops them again.
+    crop = max(spec.crop_samples for spec in specs) + (2 * N_FFT if wants_copies else 0)
+    min_samples = max(spec.n_fft for spec in specs)
+    records = labels[LABEL_COLUMNS].to_dict("records")
+    paths = {str(r["wav_id"]): str(r["wav_path"]) for r in records}
+    tasks = (ClipTask(str(r["wav_path"]), sample_rate, crop / sample_rate, min_samples, min_rms_dbfs) for r in records)
+    stats = PassStats()
+    made = {method: 0 for method, _ in augment.plan()} if wants_copies else {}
 
-    def meta_of(r: dict) -> dict[str, Any]:
+    def process(waves: list[np.ndarray], metas: list[dict[str, Any]]) -> None:
+        rows, row_metas = (augmented_rows(waves, metas, augment, min_samples, sample_rate, device, stats, paths, made)
+                           if wants_copies else (waves, metas))
+        for kind in kinds:
+            if kind.spec.augment or not wants_copies:
+                kind.add(rows, row_metas)
+            else:
+                kind.add(waves, metas)
+
+    def meta_of(r: Mapping[str, Any]) -> dict[str, Any]:
         return {"wav_id": str(r["wav_id"]), "aug": "", "aug_copy": 0, "split": str(r["split"]), "fold": int(r["fold"]),
                 "label": str(r["label"]), "label_id": int(r["label_id"])}
 
-    pool, pool_kind = make_pool(int(workers), augment)
-    stats = run_pass(records, tasks, load_clip, Batcher(extractor, writer.add, batch_size), meta_of, pool,
-                     window=max(2 * batch_size, 4 * max(1, workers)), desc=f"audio_features ({spec.kind})",
-                     sample_rate=spec.sample_rate, progress=progress)
+    pool = ThreadPoolExecutor(max_workers=int(workers)) if int(workers) > 0 else None
+    kind_names = "+".join(spec.kind for spec in specs)
+    run_pass(records, tasks, load_clip, Batcher(process, max_samples=max_samples), meta_of, pool,
+             window=8 * max(1, int(workers)), desc=f"audio_features ({kind_names})", sample_rate=sample_rate,
+             stats=stats, progress=progress)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    index = writer.close()
-    failed = write_failures(out, stats)
-    write_json(out / "feature.json", {"kind": spec.kind, "shape": list(spec.shape), "dtype": "float32",
-                                      "sample_rate": spec.sample_rate, "n_fft": spec.n_fft, "hop_length": spec.hop_length,
-                                      "n_mels": spec.n_mels, "top_db": spec.top_db, "max_frames": spec.max_frames,
-                                      "n_mfcc": spec.n_mfcc, "augment": augment.__dict__ | {"methods": list(augment.methods)}})
-    by_method = {m: int((index["aug"] == m).sum()) for m, _ in plan}
-    aug_reasons = failed[failed["aug"] != ""]["reason"].value_counts().sort_index()
+    failed = write_failures(kinds[0].out_dir, stats)
+    per_kind = {}
+    for kind in kinds:
+        index = kind.writer.close()
+        if kind.out_dir != kinds[0].out_dir:
+            write_failures(kind.out_dir, stats)
+        spec = kind.spec
+        write_json(kind.out_dir / "feature.json", {
+            "kind": spec.kind, "shape": list(spec.shape), "dtype": spec.dtype, "sample_rate": spec.sample_rate,
+            "n_fft": spec.n_fft, "hop_length": spec.hop_length, "n_mels": spec.n_mels, "top_db": spec.top_db,
+            "max_frames": spec.max_frames, "n_mfcc": spec.n_mfcc, "max_seconds": spec.max_seconds,
+            "crop_samples": spec.crop_samples,
+            "augment": (augment.__dict__ | {"methods": list(augment.methods)}) if spec.augment and wants_copies else None})
+        seconds = np.asarray(stats.file_seconds, dtype=np.float64)
+        lengths = np.asarray(stats.lengths, dtype=np.int64)
+        per_kind[spec.kind] = {
+            "feature_shape": list(spec.shape),
+            "dtype": spec.dtype,
+            "bytes_per_row": int(np.prod(spec.shape)) * np.dtype(spec.dtype).itemsize,
+            "rows": int(len(index)),
+            "augmented_rows": int((index["aug"] != "").sum()),
+            "augmented_test_rows": int(((index["aug"] != "") & (index["split"] != "train")).sum()),
+            "shards": kind.writer.shards,
+            "rows_per_shard": kind.writer.rows_per_shard,
+            "crop_seconds": spec.crop_samples / spec.sample_rate,
+            "cropped_clips": int((seconds * spec.sample_rate > spec.crop_samples).sum()),
+            "empty_mel_bands": kind.extractor.empty_bands,
+            **({"max_frames": spec.max_frames,
+                "padded_clips": int((1 + lengths // spec.hop_length < spec.max_frames).sum())}
+               if spec.max_frames is not None else {}),
+        }
+    copies = failed[failed["aug"] != ""]
     core = pass_metrics(stats)
     metrics = {
-        "kind": spec.kind,
-        "feature_shape": list(spec.shape),
+        "kinds": [spec.kind for spec in specs],
         **core,
         "failure_fraction": core["failed"] / stats.clips_in if stats.clips_in else 0.0,
-        "augmented_rows": int(sum(by_method.values())),
-        "augmented_by_method": by_method,
-        "augment_failures_by_reason": {str(k): int(v) for k, v in aug_reasons.items()},
-        "augmented_test_rows": int(((index["aug"] != "") & (index["split"] != "train")).sum()),
-        "rows": int(len(index)),
-        "shards": writer.shards,
-        "rows_per_shard": writer.rows_per_shard,
-        "augmented_seconds": stats.extra_seconds,
-        "sample_rate": spec.sample_rate,
+        "decoded_seconds": stats.seconds_read,
+        "augmented_by_method": made,
+        "augment_failures_by_reason": {str(k): int(v) for k, v in copies["reason"].value_counts().sort_index().items()},
+        "sample_rate": sample_rate,
         "source_sample_rates": {str(k): v for k, v in sorted(stats.source_rates.items())},
         "stereo_clips_mixed_down": int(stats.stereo),
-        "empty_mel_bands": extractor.empty_bands,
+        "min_rms_dbfs": min_rms_dbfs,
+        **per_kind,
     }
-    if spec.max_frames is not None:
-        full = 1 + np.asarray(stats.lengths, dtype=np.int64) // spec.hop_length
-        metrics.update({"max_frames": spec.max_frames, "cropped_clips": int((full > spec.max_frames).sum()),
-                        "padded_clips": int((full < spec.max_frames).sum())})
-    runtime = {**pass_runtime(stats, device),
-               "rows_per_second": len(index) / stats.wall if stats.wall > 0 else None,
-               "workers": int(workers), "pool": pool_kind}
+    runtime = {**pass_runtime(stats, device), "workers": int(workers),
+               "rows_per_second": sum(k["rows"] for k in per_kind.values()) / stats.wall if stats.wall > 0 else None}
     return metrics, runtime
+
+
+def open_outputs(stack: ExitStack, outs: Sequence[str | Path]) -> list[Path]:
+    """An atomic temp directory per output (each replaces its target only if the whole pass succeeds)."""
+    from koemo.io import atomic_dir
+
+    return [stack.enter_context(atomic_dir(out)) for out in outs]

@@ -32,8 +32,11 @@ class FeatureSpec:
     hop_length: int
     n_mels: int
     top_db: float = 80.0
-    max_frames: int | None = None   # mel/mfcc: frames kept (cropped or padded to this)
+    max_frames: int | None = None   # mel/mfcc: frames kept (cropped or padded to this); the crop follows from it
     n_mfcc: int | None = None
+    max_seconds: float | None = None  # melmean: the clip's first max_seconds are averaged (its crop)
+    dtype: str = "float32"          # how the cache stores rows (float16 halves mel/mfcc; readers get float32)
+    augment: bool = True            # training rows also get the augmented copies (audio.augment)
 
     @classmethod
     def from_params(cls, kind: str, audio: Mapping[str, Any]) -> "FeatureSpec":
@@ -42,12 +45,26 @@ class FeatureSpec:
         p = audio[kind]
         spec = cls(kind, int(audio["sample_rate"]), int(p["n_fft"]), int(p["hop_length"]), int(p["n_mels"]),
                    float(p.get("top_db", 80.0)), int(p["max_frames"]) if kind != "melmean" else None,
-                   int(p["n_mfcc"]) if kind == "mfcc" else None)
+                   int(p["n_mfcc"]) if kind == "mfcc" else None,
+                   float(p["max_seconds"]) if kind == "melmean" else None, str(p.get("dtype", "float32")),
+                   bool(p.get("augment", True)))
         if spec.n_fft % 2 or spec.hop_length <= 0 or (spec.max_frames is not None and spec.max_frames < 1):
             raise ValueError(f"audio.{kind}: n_fft must be even, hop_length > 0, max_frames >= 1 ({spec})")
         if spec.n_mfcc is not None and not 0 < spec.n_mfcc <= spec.n_mels:
             raise ValueError(f"audio.mfcc: n_mfcc ({spec.n_mfcc}) must be in 1..n_mels ({spec.n_mels})")
+        if spec.dtype not in ("float16", "float32"):
+            raise ValueError(f"audio.{kind}.dtype={spec.dtype!r}: float16 or float32")
+        if spec.max_seconds is not None and spec.max_seconds * spec.sample_rate < spec.n_fft:
+            raise ValueError(f"audio.{kind}.max_seconds={spec.max_seconds}: shorter than one analysis window")
         return spec
+
+    @property
+    def crop_samples(self) -> int:
+        """Samples of a clip (or augmented copy) this kind reads: through the last kept frame's window for
+        mel/mfcc, `max_seconds` for melmean. Memory and time per clip are bounded by this, not by the clip."""
+        if self.max_frames is not None:
+            return (self.max_frames - 1) * self.hop_length + self.n_fft // 2
+        return int(round(self.max_seconds * self.sample_rate))
 
     @property
     def pad_mode(self) -> str:

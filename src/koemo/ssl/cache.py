@@ -15,8 +15,8 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from koemo.decode import Decoded, decode_clip
-from koemo.extraction import Batcher, Loaded, pass_metrics, pass_runtime, run_pass, write_failures
+from koemo.decode import Decoded, decode_clip, reject_silent
+from koemo.extraction import Batcher, pass_metrics, pass_runtime, run_pass, write_failures
 from koemo.shards import ShardWriter
 from koemo.ssl.pooling import ClipTooShort, PoolStats, pool_clips, to_fp16
 
@@ -25,7 +25,8 @@ ENCODER_FILE = "encoder.json"  # read back by `ssl.inputs.SSLStore`
 
 def extract_features(encoder, labels: pd.DataFrame, out_dir: str | Path, chunk_seconds: float, batch_seconds: float,
                      block_clips: int, workers: int = 2, device=None, progress: bool = True,
-                     decode: Callable[[str, int], Decoded] = decode_clip) -> tuple[dict[str, Any], dict[str, Any]]:
+                     decode: Callable[[str, int], Decoded] = decode_clip,
+                     min_rms_dbfs: float | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Write float16 shards of `[layers, dim]` rows, `index.parquet` (`wav_id, shard, row`), `failures.csv` and
     `encoder.json` (what made them) into `out_dir`; return (deterministic metrics, runtime figures)."""
     import torch
@@ -40,23 +41,23 @@ def extract_features(encoder, labels: pd.DataFrame, out_dir: str | Path, chunk_s
     records = labels[["wav_id", "wav_path"]].astype(str).to_dict("records")
     stats = PoolStats()
 
-    def load(path: str) -> Loaded:
-        clip = decode(path, encoder.sample_rate)
+    def load(path: str) -> Decoded:
+        clip = reject_silent(decode(path, encoder.sample_rate), min_rms_dbfs)
         if clip.wave is not None and len(clip.wave) < encoder.min_samples:
             clip = Decoded(None, "too_short", f"{len(clip.wave)} samples < receptive field {encoder.min_samples}",
-                           clip.source_rate, clip.channels)
-        return Loaded(clip)
+                           clip.source_rate, clip.channels, clip.file_seconds)
+        return clip
 
-    def compute(waves: list[np.ndarray]) -> np.ndarray:
+    def process(waves: list[np.ndarray], metas: list[dict]) -> None:
         try:
             pooled = pool_clips(encoder, waves, chunk_seconds, batch_seconds, device=device, stats=stats)
         except ClipTooShort as err:  # filtered in `load`; reaching here would be a bug, not bad input
             raise AssertionError(str(err)) from err
-        return to_fp16(pooled, stats)
+        writer.add(to_fp16(pooled, stats), metas)
 
     workers = int(workers)
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 0 else None
-    passed = run_pass(records, (r["wav_path"] for r in records), load, Batcher(compute, writer.add, block_clips),
+    passed = run_pass(records, (r["wav_path"] for r in records), load, Batcher(process, max_items=block_clips),
                       lambda r: {"wav_id": r["wav_id"]}, pool, window=max(1, int(block_clips)) + 4 * max(1, workers),
                       desc=f"ssl_features ({encoder.name})", sample_rate=encoder.sample_rate, progress=progress)
     if device.type == "cuda":

@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from koemo.shards import ShardStore
-from koemo.train.cv import FoldJob, FoldPlan
+from koemo.train.cv import FoldJob, FoldPlan, present
 from koemo.train.data import ArrayRows, Examples, stack_collate
 
 
@@ -119,13 +119,15 @@ class AudioInputs:
         self.store, self.n_classes, self.params = store, n_classes, dict(model_params)
         self.wav_ids = labels["wav_id"].astype(str).to_numpy()
         self.y = labels["label_id"].to_numpy(dtype=np.int64)
-        self.original = store.originals(self.wav_ids)           # labels row → index position
+        self.original = store.originals(self.wav_ids, missing="mark")  # labels row → index position (-1: none)
+        self.absent = np.flatnonzero(self.original < 0)  # clips the features stage listed as failed
         self.copies = store.augmented() if self.params.get("use_augmented", True) else {}
         train_ids = set(self.wav_ids[labels["split"].to_numpy() == "train"])
         if not set(self.copies) <= train_ids:
             raise ValueError(f"{store.directory}: augmented rows exist for non-training wav_ids (contract: train only)")
 
     def examples(self, rows: np.ndarray, with_copies: bool = False) -> Examples:
+        rows = present(rows, self.absent)
         positions, labels, ids = [self.original[rows]], [self.y[rows]], [self.wav_ids[rows]]
         if with_copies:
             for r in rows:
@@ -143,7 +145,10 @@ class AudioInputs:
 
     def __call__(self, plan: FoldPlan) -> FoldJob:
         train = self.examples(plan.fit, with_copies=True)
-        augmented = len(train) - len(plan.fit)
+        fit_rows = len(present(plan.fit, self.absent))
+        files = {"fit_rows": fit_rows, "augmented_rows": len(train) - fit_rows, "valid_rows": len(plan.valid),
+                 "holdout_rows": len(plan.holdout)}
+        if len(self.absent):
+            files["rows_without_features"] = int(len(self.absent))
         return FoldJob(self.model(), train, self.examples(plan.valid), self.examples(plan.holdout), self.examples(plan.test),
-                       files={"fold.json": {"fit_rows": len(plan.fit), "augmented_rows": augmented,
-                                            "valid_rows": len(plan.valid), "holdout_rows": len(plan.holdout)}})
+                       files={"fold.json": files}, absent=self.absent)

@@ -82,7 +82,12 @@ def plan_folds(labels: pd.DataFrame, folds: int, valid_fraction: float, seed: in
 
 @dataclass
 class FoldJob:
-    """What an input builder hands the CV loop for one fold: a fresh model, its example sets and files to keep."""
+    """What an input builder hands the CV loop for one fold: a fresh model, its example sets and files to keep.
+
+    `absent`: labels rows (positions) the model has no input for — e.g. a clip whose features a stage could not
+    compute (counted in its failures.csv). They are left out of `holdout`/`test` (and of training) and predicted as
+    the fold's training class prior, the honest answer with nothing to go on.
+    """
 
     model: Any
     train: Examples
@@ -91,6 +96,7 @@ class FoldJob:
     test: Examples
     files: dict[str, Any] = field(default_factory=dict)  # name → JSON-able dict saved beside the weights
     arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # name → arrays saved as safetensors (exact)
+    absent: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 @dataclass
@@ -111,6 +117,17 @@ class CVResult:
     records: list[FoldRecord]
 
 
+def class_prior(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Add-one smoothed class frequencies: the prediction for a row with nothing to go on."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes).astype(np.float64) + 1.0
+    return counts / counts.sum()
+
+
+def present(rows: np.ndarray, absent: np.ndarray) -> np.ndarray:
+    """`rows` without the `absent` ones, order kept."""
+    return rows[~np.isin(rows, absent)] if len(absent) else rows
+
+
 def check_no_leak(job: FoldJob, plan: FoldPlan, wav_ids: np.ndarray) -> None:
     """Raise unless the model trains only on wav_ids of its fitting rows (never held-out, validation or test)."""
     trained = set(job.train.ids)
@@ -122,44 +139,104 @@ def check_no_leak(job: FoldJob, plan: FoldPlan, wav_ids: np.ndarray) -> None:
     if not trained <= allowed:
         raise AssertionError(f"fold {plan.fold}: trains on wav_ids outside its fitting rows")
     for name, examples, rows in (("holdout", job.holdout, plan.holdout), ("test", job.test, plan.test)):
-        if list(examples.ids) != list(wav_ids[rows]):
+        if list(examples.ids) != list(wav_ids[present(rows, job.absent)]):
             raise AssertionError(f"fold {plan.fold}: {name} examples are not the planned rows in order")
 
 
-def run_cv(labels: pd.DataFrame, plans: Sequence[FoldPlan], build: Callable[[FoldPlan], FoldJob], trainer: Trainer,
-           out_dir: str | Path | None = None, live=None, save_weights: Callable[[Any, Path], None] | None = None) -> CVResult:
-    """Train one model per plan; collect OOF and mean test probabilities; save each fold's weights and files."""
-    from koemo.io import write_json
+# ---- one fold's results on disk: what a rerun after a crash reuses -------------------------------------------
+RECORD = "fold_record.json"  # written last: its presence means the fold is complete
+PROBABILITIES = "probabilities.safetensors"
+CHECKPOINT = "checkpoint.pt"  # the fold in progress: its last finished epoch (Trainer.fit)
+KEPT_FILES = ("model.safetensors",)  # with the job's files and arrays: what a model directory holds per fold
 
+
+def save_fold(fold_dir: Path, job: FoldJob, record: FoldRecord, held: np.ndarray, test: np.ndarray) -> None:
+    import json
+
+    from koemo.io import write_json, write_text
+
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    save_model_weights(job.model, fold_dir / "model.safetensors")
+    for name, content in job.files.items():
+        write_json(fold_dir / name, content)
+    for name, arrays in job.arrays.items():
+        save_arrays(fold_dir / name, arrays)
+    save_arrays(fold_dir / PROBABILITIES, {"holdout": held, "test": test})
+    fit = record.fit
+    # Unrounded (repr floats round-trip exactly), unlike koemo's metrics files: a reused fold must give the
+    # same metrics and curves to the last bit.
+    write_text(fold_dir / RECORD, json.dumps({
+        "fold": record.fold, "kept": sorted([*KEPT_FILES, *job.files, *job.arrays]),
+        "fit": {"epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, "best_valid_macro_f1": fit.best_valid_macro_f1,
+                "history": fit.history, "train_samples": fit.train_samples, "train_seconds": fit.train_seconds},
+        "trained_ids": sorted(record.trained_ids), "valid_ids": sorted(record.valid_ids),
+        "holdout_ids": sorted(record.holdout_ids), "holdout_report": record.holdout_report}, default=lambda value: value.item()))
+    (fold_dir / CHECKPOINT).unlink(missing_ok=True)
+
+
+def load_fold(fold_dir: Path) -> tuple[FoldRecord, np.ndarray, np.ndarray] | None:
+    """A complete fold saved by `save_fold` (record, holdout and test probabilities), or None."""
+    import json
+
+    from safetensors.numpy import load_file
+
+    if not (fold_dir / RECORD).is_file():
+        return None
+    data = json.loads((fold_dir / RECORD).read_text(encoding="utf-8"))
+    probs = load_file(str(fold_dir / PROBABILITIES))
+    record = FoldRecord(data["fold"], FitResult(**data["fit"]), set(data["trained_ids"]), set(data["valid_ids"]),
+                        set(data["holdout_ids"]), data["holdout_report"])
+    return record, probs["holdout"], probs["test"]
+
+
+def kept_files(fold_dir: Path) -> list[Path]:
+    """The files of a complete fold that belong in the model directory."""
+    import json
+
+    return [fold_dir / name for name in json.loads((fold_dir / RECORD).read_text(encoding="utf-8"))["kept"]]
+
+
+def run_cv(labels: pd.DataFrame, plans: Sequence[FoldPlan], build: Callable[[FoldPlan], FoldJob], trainer: Trainer,
+           out_dir: str | Path | None = None, resume: bool = False) -> CVResult:
+    """Train one model per plan; collect OOF and mean test probabilities; save each fold (weights, files, its
+    probabilities and record) in `out_dir/fold<k>/` as it completes. With `resume`, a fold already complete there
+    is reused instead of trained, and a fold in progress continues from its last epoch checkpoint."""
     n, c = len(labels), trainer.n_classes
     wav_ids = labels["wav_id"].astype(str).to_numpy()
+    y = labels["label_id"].to_numpy(dtype=np.int64)
     oof = np.full((n, c), np.nan, dtype=np.float32)
     test_sum = np.zeros((n, c), dtype=np.float64)
     cv_fold = np.full(n, -1, dtype=np.int64)
     cv_fold[labels["split"].to_numpy() == "train"] = NOT_HELD_OUT
     records = []
     for plan in tqdm(plans, desc="folds", unit="fold", disable=not trainer.config.progress):
-        seed_everything(trainer.config.seed + plan.fold, trainer.device)  # model init + dropout + augmentation
-        job = build(plan)
-        check_no_leak(job, plan, wav_ids)
-        fit = trainer.fit(job.model, job.train, job.valid, live=live, tag=f"fold{plan.fold}")
-        held = trainer.predict(job.model, job.holdout)
+        fold_dir = Path(out_dir) / f"fold{plan.fold}" if out_dir is not None else None
+        done = load_fold(fold_dir) if resume and fold_dir is not None else None
+        if done is not None:
+            record, held, test = done
+            print(f"fold {plan.fold}: reused (complete in {fold_dir})", flush=True)
+        else:
+            seed_everything(trainer.config.seed + plan.fold, trainer.device)  # model init + dropout + augmentation
+            job = build(plan)
+            check_no_leak(job, plan, wav_ids)
+            checkpoint = fold_dir / CHECKPOINT if fold_dir is not None and trainer.is_main_process else None
+            fit = trainer.fit(job.model, job.train, job.valid, tag=f"fold{plan.fold}", checkpoint=checkpoint)
+            prior = class_prior(y[present(plan.fit, job.absent)], c).astype(np.float32)
+            held = np.tile(prior, (len(plan.holdout), 1))
+            held[np.isin(plan.holdout, job.absent, invert=True)] = trainer.predict(job.model, job.holdout)
+            test = np.tile(prior, (len(plan.test), 1))
+            test[np.isin(plan.test, job.absent, invert=True)] = trainer.predict(job.model, job.test)
+            report = classification_report(y[plan.holdout], held.argmax(axis=1), list(map(str, range(c))))
+            record = FoldRecord(plan.fold, fit, set(job.train.ids), set(job.valid.ids) if job.valid else set(),
+                                set(wav_ids[plan.holdout]), report)
+            if fold_dir is not None and trainer.is_main_process:
+                save_fold(fold_dir, job, record, held, test)
         if np.isfinite(oof[plan.holdout]).any():
             raise AssertionError(f"fold {plan.fold}: a row already has an OOF prediction")
         oof[plan.holdout] = held
         cv_fold[plan.holdout] = plan.fold
-        test_sum[plan.test] += trainer.predict(job.model, job.test)
-        report = classification_report(job.holdout.labels, held.argmax(axis=1), list(map(str, range(c))))
-        records.append(FoldRecord(plan.fold, fit, set(job.train.ids), set(job.valid.ids) if job.valid else set(),
-                                  set(job.holdout.ids), report))
-        if out_dir is not None and trainer.is_main_process:
-            fold_dir = Path(out_dir) / f"fold{plan.fold}"
-            fold_dir.mkdir(parents=True, exist_ok=True)
-            (save_weights or save_model_weights)(job.model, fold_dir / "model.safetensors")
-            for name, content in job.files.items():
-                write_json(fold_dir / name, content)
-            for name, arrays in job.arrays.items():
-                save_arrays(fold_dir / name, arrays)
+        test_sum[plan.test] += test
+        records.append(record)
     test = np.full((n, c), np.nan, dtype=np.float32)
     test_rows = plans[0].test if plans else np.array([], dtype=np.int64)
     test[test_rows] = (test_sum[test_rows] / max(len(plans), 1)).astype(np.float32)

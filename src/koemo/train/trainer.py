@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -149,9 +150,14 @@ class Trainer:
     def precision(self) -> str:
         return {"no": "fp32"}.get(self.accelerator.mixed_precision, self.accelerator.mixed_precision)
 
-    def fit(self, model: nn.Module, train: Examples, valid: Examples | None = None, live=None,
-            tag: str = "") -> FitResult:
-        """Train `model` in place; with `valid`, keep the weights of the best validation macro-F1 epoch."""
+    def fit(self, model: nn.Module, train: Examples, valid: Examples | None = None, tag: str = "",
+            checkpoint: Path | None = None) -> FitResult:
+        """Train `model` in place; with `valid`, keep the weights of the best validation macro-F1 epoch.
+
+        With `checkpoint`, every finished epoch is saved there (weights, optimizer, schedule, the best weights so
+        far, history, RNG states) and a fit that finds one continues after its epoch: a killed run loses at most
+        the epoch in progress and, resumed, ends with the same weights as an uninterrupted one.
+        """
         config, acc = self.config, self.accelerator
         loader = make_loader(train, config.batch_size, shuffle=True, seed=config.seed)
         weight = class_weights(train.labels, self.n_classes) if config.class_weighted else None
@@ -162,9 +168,13 @@ class Trainer:
 
         result = FitResult(epochs_run=0, best_epoch=0, best_valid_macro_f1=None)
         best_state, stale = None, 0
-        prefix = f"{tag}/" if tag else ""
+        if checkpoint is not None and Path(checkpoint).is_file():
+            result, best_state, stale = load_checkpoint(checkpoint, acc.unwrap_model(model), optimizer, scheduler)
+            print(f"{tag}: resumed after epoch {result.epochs_run} from {checkpoint}", flush=True)
         try:
-            for epoch in range(1, config.epochs + 1):
+            for epoch in range(result.epochs_run + 1, config.epochs + 1):
+                if result.epochs_run and _stopped(result, config, stale, valid):
+                    break
                 _sampler_of(loader).set_epoch(epoch)
                 start = time.perf_counter()
                 loss_sum, seen = self._train_epoch(model, loader, optimizer, scheduler, criterion, f"{tag} epoch {epoch}")
@@ -179,21 +189,15 @@ class Trainer:
                                valid_ua=report["ua"], valid_accuracy=report["accuracy"])
                 result.history.append(row)
                 result.epochs_run = epoch
-                if live is not None and self.is_main_process:
-                    live.step = epoch
-                    for key, value in row.items():
-                        if key != "epoch":
-                            live.log_metric(f"{prefix}{key}", float(value), timestamp=False)
                 if valid is None or not len(valid):
                     result.best_epoch = epoch
-                    continue
-                if result.best_valid_macro_f1 is None or row["valid_macro_f1"] > result.best_valid_macro_f1:
+                elif result.best_valid_macro_f1 is None or row["valid_macro_f1"] > result.best_valid_macro_f1:
                     result.best_valid_macro_f1, result.best_epoch, stale = row["valid_macro_f1"], epoch, 0
                     best_state = copy.deepcopy({k: v.detach().cpu() for k, v in acc.unwrap_model(model).state_dict().items()})
                 else:
                     stale += 1
-                    if config.patience is not None and stale >= config.patience:
-                        break
+                if checkpoint is not None:
+                    save_checkpoint(checkpoint, acc.unwrap_model(model), optimizer, scheduler, result, best_state, stale)
             if best_state is not None:
                 acc.unwrap_model(model).load_state_dict(best_state)
         finally:
@@ -242,6 +246,59 @@ class Trainer:
         model.train(was_training)
         probs[order] = np.concatenate(chunks)
         return probs
+
+
+def _stopped(result: FitResult, config: TrainConfig, stale: int, valid: Examples | None) -> bool:
+    """Early stopping: `patience` epochs in a row without a better validation macro-F1."""
+    return valid is not None and len(valid) > 0 and config.patience is not None and stale >= config.patience
+
+
+def _rng_states() -> dict:
+    """Every generator training draws from (dropout, SpecAugment, modality dropout: torch; the rest for safety),
+    as tensors and plain lists so `torch.load(weights_only=True)` reads them back."""
+    import random
+
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, state, gauss_next = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
+            "python": [version, list(state), gauss_next]}
+
+
+def _set_rng_states(states: dict) -> None:
+    import random
+
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, state, gauss_next = states["python"]
+    random.setstate((version, tuple(state), gauss_next))
+
+
+def save_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, result: FitResult, best_state, stale: int) -> None:
+    """The fit after its last finished epoch (written atomically: a kill mid-write leaves the previous one)."""
+    from koemo.io import atomic_path
+
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "best_state": best_state, "stale": stale, "rng": _rng_states(),
+             "result": {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+                        "best_valid_macro_f1": result.best_valid_macro_f1, "history": result.history,
+                        "train_samples": result.train_samples, "train_seconds": result.train_seconds}}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path, model: nn.Module, optimizer, scheduler) -> tuple[FitResult, dict | None, int]:
+    """Restore what `save_checkpoint` wrote (tensors and plain types only: weights_only)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    _set_rng_states(state["rng"])
+    return FitResult(**state["result"]), state["best_state"], int(state["stale"])
 
 
 def optimizer_params(model: nn.Module, lr: float):
