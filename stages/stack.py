@@ -15,7 +15,7 @@ from koemo.stack import load_base_predictions, prob_columns, run_stack
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--labels", type=Path, required=True, help="data/labels.parquet")
+    parser.add_argument("--labels", type=Path, required=True, help="the labels stage's table (parquet)")
     parser.add_argument("--base-predictions", type=Path, required=True, help="directory of <model>.parquet per base model")
     parser.add_argument("--predictions", type=Path, required=True, help="the stack's test probabilities (parquet)")
     parser.add_argument("--model-dir", type=Path, required=True, help="the fitted meta-learner (meta.json)")
@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     write_metrics(args.metrics, metrics, args.runtime, {"seconds": time.perf_counter() - started})
     rows = "\n".join(f"  {name:<18} UA {m['ua']:.3f}  WA {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}"
                      for name, m in metrics["comparison_test"].items())
-    print(f"stack ({learner.learner}, C={learner.C}) on test:\n{rows}")
+    chosen = "" if learner.chosen == "stack" else f"; {learner.chosen} alone predicts: the nested CV found the stack no better"
+    print(f"stack ({learner.learner}, C={learner.C}{chosen}) on test:\n{rows}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import pandas as pd
 
 from koemo.errors import run_stage
 from koemo.io import atomic_dir
-from koemo.metrics import add_metrics_args, write_metrics
+from koemo.metrics import add_metrics_args, format_rate, write_metrics
 from koemo.params import load_params
 from koemo.shards import ShardWriter
 from koemo.text.embed import embed_labels, resolve_device
@@ -18,7 +18,7 @@ from koemo.text.registry import load_encoder, unknown_encoder
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("encoder", help="a name from params.yaml `encoders`")
-    parser.add_argument("--labels", type=Path, required=True, help="data/labels.parquet")
+    parser.add_argument("--labels", type=Path, required=True, help="the labels stage's table (parquet)")
     parser.add_argument("--out", type=Path, required=True, help="directory: float32 shards + index.parquet")
     add_metrics_args(parser)
     args = parser.parse_args(argv)
@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     labels = pd.read_parquet(args.labels, columns=["wav_id", "text"])
     encoder = load_encoder(args.encoder, params["encoders"][args.encoder])
     embeddings, index, metrics, runtime = embed_labels(labels, encoder, int(settings["batch_size"]),
-                                                       device=resolve_device(settings.get("device", "auto")))
+                                                       device=resolve_device(settings.get("device", "auto")),
+                                                       max_unknown_share=float(settings.get("max_unknown_share", 0.05)))
     with atomic_dir(args.out) as tmp:
         writer = ShardWriter(tmp, (embeddings.shape[1],), {"wav_id": str})
         writer.add(embeddings, index[["wav_id"]].to_dict("records"))
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     write_metrics(args.metrics, metrics, args.runtime, runtime)
     print(f"text_embeddings@{args.encoder}: {metrics['rows']} rows ({metrics['unique_texts']} distinct texts) → "
           f"[{metrics['rows']}, {metrics['dim']}] from {metrics['source']} ({metrics['pooling']} pooling), "
-          f"{runtime['sentences_per_second'] or 0:.0f} sentences/s on {runtime['device']}")
+          f"{format_rate(runtime['sentences_per_second'])} sentences/s on {runtime['device']}")
 
 
 if __name__ == "__main__":

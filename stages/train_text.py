@@ -16,7 +16,9 @@ def main(argv: list[str] | None = None) -> None:
     encoder_params = params["encoders"][name]
     spec = params["train_text"]
     labels = read_labels(paths.labels, classes)
-    build = TextInputs(labels, lambda: load_encoder(name, encoder_params), len(classes), spec)
+    checkpointing = bool(spec.get("gradient_checkpointing", False))
+    build = TextInputs(labels, lambda: load_encoder(name, encoder_params, gradient_checkpointing=checkpointing),
+                       len(classes), spec)
     config = {"text_model": name, "encoder": dict(encoder_params), "encoder_source": build.source}
     metrics, runtime = run_training_stage("text", labels, classes, params["train"], spec, build, config, paths,
                                           recorded=used_params("text", params))

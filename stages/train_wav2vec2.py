@@ -23,8 +23,10 @@ def finetune_inputs(params, labels, n_classes: int):
     name = params["ssl"]["model"]
     if name not in params["audio_encoders"]:
         raise unknown_audio_encoder(name, params["audio_encoders"], key="ssl.model")
-    return FineTuneInputs(labels, lambda: load_audio_encoder(name, params["audio_encoders"][name]), n_classes,
-                          params["train_wav2vec2"])
+    spec = params["train_wav2vec2"]
+    checkpointing = bool(spec.get("gradient_checkpointing", False))
+    return FineTuneInputs(labels, lambda: load_audio_encoder(name, params["audio_encoders"][name],
+                                                             gradient_checkpointing=checkpointing), n_classes, spec)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from aihub_files import hex_id, make_row, write_release, write_wav
-from koemo.aihub import NotAnAIHubCSV, read_aihub_dir, release_name, summarize
+from koemo.aihub import BadCSV, NotAnAIHubCSV, read_aihub_dir, read_csv_rows, release_name, summarize
 from koemo.emotions import normalize_emotion
 
 ANGRY5 = [("Angry", 2)] * 5
@@ -85,3 +85,41 @@ def test_missing_directory_names_path_and_fix(tmp_path):
         read_aihub_dir(tmp_path / "does-not-exist")
     with pytest.raises(FileNotFoundError, match="No release CSV"):
         read_aihub_dir(tmp_path)
+
+
+def test_intensity_3_and_cut_short_rows_are_dropped_with_their_own_reasons(tmp_path):
+    rows = [make_row(hex_id(1), "좋아요", [("Happiness", 2)] * 5),
+            make_row(hex_id(2), "세기 3", [("Angry", 3)] + ANGRY5[1:]),   # the scale is 0–2
+            make_row(hex_id(3), "잘린 줄", ANGRY5)[:12],                    # ends before 5번 감정세기
+            make_row(hex_id(4), "나이 없음", ANGRY5, age="", gender="")]    # empty cells, all 15 fields
+    write_release(tmp_path / "5차년도.csv", rows)
+    for i in range(1, 5):
+        write_wav(tmp_path / "wav" / f"{hex_id(i)}.wav", seconds=0.1)
+    result = read_aihub_dir(tmp_path)
+    assert list(result.manifest["wav_id"]) == [hex_id(1), hex_id(4)]
+    dropped = result.dropped.set_index("wav_id")
+    assert dropped.loc[hex_id(2), "reason"] == "bad_intensity" and "'3' (expected 0, 1 or 2)" in dropped.loc[hex_id(2), "detail"]
+    assert dropped.loc[hex_id(3), ["source_row", "reason", "detail"]].tolist() == [4, "too_few_fields",
+                                                                                  "12 fields, the header has 15"]
+    assert summarize(result, "aihub")["dropped_by_reason"]["too_few_fields"] == 1
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"", r"is empty \(0 bytes\)"),
+    (b"\n\n", r"has no header line \(2 bytes, all blank\)"),
+    ("a,b\n1,2,3\n4,5\n".encode(), r"line 2 has 3 fields, but the header has 2.*Quote that field"),  # pandas: silently an index
+    ("a,b\n1,2\n\"3,4\n5,6\n".encode(), r"line 3: a quote \(\"\) opened on this line is not closed"),
+    ("a,b\n1,2\n".encode("utf-16"), r"cannot decode as utf-8 or cp949"),
+])
+def test_unparseable_csvs_name_the_file_and_line(tmp_path, body, message):
+    (tmp_path / "x.csv").write_bytes(body)
+    with pytest.raises(BadCSV, match=message) as caught:
+        read_csv_rows(tmp_path / "x.csv")
+    assert str(caught.value).startswith(str(tmp_path / "x.csv"))
+
+
+def test_csv_rows_keep_their_file_lines(tmp_path):
+    (tmp_path / "x.csv").write_bytes("a,b\r\n1,2\r\n\r\n\"multi\nline\",3\r\n4\r\n".encode("cp949"))
+    parsed = read_csv_rows(tmp_path / "x.csv")
+    assert parsed.header == ["a", "b"] and parsed.encoding == "utf-8"
+    assert parsed.records == [(2, ["1", "2"]), (4, ["multi\nline", "3"]), (6, ["4"])]

@@ -109,3 +109,42 @@ def test_speaker_proxy_grouping():
     assert groups.nunique() <= manifest["age"].nunique() * 2
     with pytest.raises(ValueError, match="sentence\\+speaker joins"):
         make_groups(manifest, "sentence+speaker")
+
+
+def test_normalize_sentence_folds_width_case_and_decomposed_hangul():
+    """One sentence typed on another keyboard or saved by another OS must land in the same group."""
+    import unicodedata
+
+    assert normalize_sentence("ＯＫ 괜찮아요") == normalize_sentence("ok 괜찮아요") == "ok괜찮아요"  # NFKC: full width
+    assert normalize_sentence("Hello, 친구") == normalize_sentence("hELLO 친구!")                   # case
+    assert normalize_sentence(unicodedata.normalize("NFD", "괜찮아요.")) == "괜찮아요"              # NFKC: jamo composed
+    frame = pd.DataFrame({"text": ["괜찮아요.", unicodedata.normalize("NFD", "괜찮아요"), "ＯＫ!", "ok"],
+                          "age": [30] * 4, "gender": ["남성"] * 4})
+    assert make_groups(frame, "sentence").nunique() == 2
+
+
+def _joined(shared: int, alone: int) -> pd.DataFrame:
+    """`shared` rows of one speaker (distinct sentences, so joined only through the speaker) + `alone` unrelated rows."""
+    rows = shared + alone
+    return pd.DataFrame({"text": [f"문장 {i}" for i in range(rows)],
+                         "age": [30] * shared + list(range(40, 40 + alone)), "gender": ["남성"] * rows})
+
+
+def test_sentence_speaker_join_is_refused_above_half_the_rows():
+    assert make_groups(_joined(5, 5), "sentence+speaker").nunique() == 6   # 50 %: still a usable split
+    with pytest.raises(ValueError, match="joins 60% of rows into one group"):
+        make_groups(_joined(6, 4), "sentence+speaker")
+
+
+def test_label_and_split_errors_are_user_errors():
+    from koemo.errors import UserError
+
+    manifest = _synthetic_manifest(rows=40)
+    params = {"test_size": 0.2, "folds": 4, "seed": 3, "group_by": "sentence"}
+    for classes, match in ((["angry", "joy"], "not among the rater emotions"), (["angry"], "at least two")):
+        with pytest.raises(UserError, match=match):
+            build_label_table(manifest, "weighted", classes, params)
+    with pytest.raises(UserError, match="the manifest has no rows; rerun the corpus stage"):
+        build_label_table(manifest.iloc[:0], "weighted", ["angry", "sadness"], params)
+    with pytest.raises(UserError, match=r"only \d+ distinct groups"):
+        assign_split(manifest["situation"], manifest["text"], 0.5, 30, 0)

@@ -158,6 +158,7 @@ def test_embed_labels_one_row_per_label_row_each_text_once(tiny_root):
     assert index["wav_id"].tolist() == labels["wav_id"].tolist() and index["row"].tolist() == list(range(5))
     assert metrics["rows"] == 5 and metrics["unique_texts"] == 3 and metrics["source"] == "local-tiny"
     assert metrics["dim"] == TINY["hidden_size"] and metrics["pooling"] == "mean"
+    assert metrics["unknown_token_share"] == 0.0
     assert runtime["device"] == "cpu" and runtime["sentences_per_second"] > 0
 
 
@@ -227,3 +228,59 @@ def test_encoder_specs_are_validated():
     for name, spec in PARAMS["encoders"].items():
         EncoderSpec.from_params(name, spec)
     assert set(PARAMS["text"]["encoders"]) <= set(PARAMS["encoders"]) and PARAMS["text"]["model"] in PARAMS["encoders"]
+
+
+def _no_hangul_encoder(root: Path) -> Path:
+    """A tiny BERT whose vocabulary has no Hangul: every Korean word becomes [UNK] (as under a wrong vocabulary)."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz.!?"]
+    BertTokenizer(vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=False).save_pretrained(root)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=34, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32)).save_pretrained(root)
+    return root
+
+
+def test_unknown_token_share_is_measured_without_special_tokens(tiny_root, tmp_path):
+    from koemo.text.embed import unknown_token_share
+
+    encoder = load_encoder("no-hangul", {"path": str(_no_hangul_encoder(tmp_path / "m")), "pooling": "cls"})
+    ids = encoder.encode(["정말 화가 나요", "a b", ""])
+    share, per_row = unknown_token_share(encoder, ids)
+    assert share == 3 / 5 and per_row.tolist() == [1.0, 0.0, 0.0]  # [CLS]/[SEP] are not text
+    tiny = load_encoder("tiny-bert", _tiny_spec(tiny_root, "tiny-bert"))
+    assert unknown_token_share(tiny, tiny.encode(TEXTS))[0] == 0.0
+
+
+def test_text_embeddings_stage_refuses_a_tokenizer_that_maps_korean_to_unk(tmp_path):
+    """Run as dvc.yaml runs it: the share is above text_embeddings.max_unknown_share, so no embeddings are written."""
+    import re
+    import subprocess
+
+    import yaml
+
+    from pipeline_repo import stage_argv
+
+    work = tmp_path / "work"
+    (work / "data").mkdir(parents=True)
+    pd.DataFrame({"wav_id": ["a", "b"], "text": TEXTS[:2]}).to_parquet(work / "data/labels.parquet")
+    spec = {"path": str(_no_hangul_encoder(tmp_path / "m")), "tokenizer": "auto", "pooling": "cls", "max_length": 32}
+
+    def run(settings: dict) -> subprocess.CompletedProcess:
+        params = {"encoders": {"no-hangul": spec}, "text_embeddings": {"batch_size": 4, "device": "cpu", **settings}}
+        (work / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+        return subprocess.run(stage_argv("text_embeddings", "no-hangul", work / "params.yaml"), cwd=work,
+                              capture_output=True, text=True)
+
+    done = run({})
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    message = done.stderr[done.stderr.index("text_embeddings@"):]  # after transformers' progress bar
+    assert re.match(r"text_embeddings@no-hangul: 9\d\.\d% of the tokens of 2 distinct texts are the unknown token "
+                    r"\(more than text_embeddings.max_unknown_share = 5.0%\)", message), message
+    for cause in ("do_lower_case", "not a Korean vocabulary", "encoders.no-hangul"):
+        assert cause in message
+    assert not (work / "data/embeddings").exists() and not (work / "metrics").exists()
+    done = run({"max_unknown_share": 1.0})  # the threshold is a param: an expected share can be allowed
+    assert done.returncode == 0, done.stderr
+    assert json.loads((work / "metrics/text_embeddings_no-hangul.json").read_text())["unknown_token_share"] > 0.9

@@ -1,12 +1,15 @@
 """Reader for the AI Hub "감정 분류를 위한 대화 음성 데이터셋" CSV releases (and the demo corpus, same format).
 
 Every CSV row read ends up either in the manifest or in the drop list with a reason; the caller can
-assert `kept + dropped == read`. Headers are matched with whitespace removed because the releases
-disagree (`4번감정세기` vs `4번 감정세기`); encodings are detected (cp949, utf-8, utf-8-sig).
+assert `kept + dropped == read`, and a release that leaves no row at all is an error. Headers are matched
+with whitespace removed because the releases disagree (`4번감정세기` vs `4번 감정세기`); encodings are
+detected (cp949, utf-8, utf-8-sig); a file that is not a CSV (empty, an unclosed quote, a row longer than
+the header) is an error naming its line, never a half-read file.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import re
@@ -39,6 +42,7 @@ DROP_REASONS = (
     "empty_text",
     "unknown_emotion",
     "bad_intensity",
+    "too_few_fields",
     "duplicate_wav_id",
     "missing_wav",
     "unreadable_wav",
@@ -60,6 +64,14 @@ class NotAnAIHubCSV(UserError, ValueError):
 
 class NoAIHubData(UserError, FileNotFoundError):
     """`data.aihub_dir` is missing or holds no release CSV."""
+
+
+class BadCSV(UserError, ValueError):
+    """A CSV that cannot be parsed as one: empty, undecodable, an unclosed quote, or rows longer than the header."""
+
+
+class NoUsableRows(UserError, ValueError):
+    """Every row of every release CSV was dropped (or there were none): nothing to label."""
 
 
 @dataclass
@@ -93,26 +105,76 @@ def decode_bytes(raw: bytes) -> tuple[str, str]:
         raise NotAnAIHubCSV(f"cannot decode as utf-8 or cp949 (bad byte at offset {err.start})") from err
 
 
-def read_release_csv(path: Path) -> tuple[pd.DataFrame, str]:
-    """Read one release CSV into canonical columns (all strings) plus `source_row` (1-based file line)."""
+@dataclass
+class CSVRows:
+    header: list[str]
+    records: list[tuple[int, list[str]]]  # (file line where the record starts, its fields), blank lines skipped
+    encoding: str
+
+
+def read_csv_rows(path: Path) -> CSVRows:
+    """Parse a CSV (cp949, utf-8 or utf-8-sig) with the csv module, keeping each record's line and field count.
+
+    Not pandas: it fills a short row with empty strings (so a truncated row looked like a bad intensity), and
+    when the first data row has one field too many it silently makes the first column the index, shifting
+    every column. A row longer than the header, or a quote left open, is a `BadCSV` naming its line(s); short
+    rows are returned as they are for the caller to judge.
+    """
     try:
         text, encoding = decode_bytes(path.read_bytes())
     except NotAnAIHubCSV as err:
-        raise NotAnAIHubCSV(f"{path}: {err}. Re-save it as cp949 or UTF-8, or move it out of data.aihub_dir.") from None
-    frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=False)
-    by_squeezed = {re.sub(r"\s+", "", str(col)): col for col in frame.columns}
-    missing = [HEADER_MAP[c] for c in REQUIRED if HEADER_MAP[c] not in by_squeezed]
+        raise BadCSV(f"{path}: {err}. Re-save it as cp949 or UTF-8.") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records, multiline, ended = [], set(), 0
+    try:
+        for fields in reader:
+            start, ended = ended + 1, reader.line_num
+            if fields:
+                records.append((start, fields))
+                if ended > start:
+                    multiline.add(start)
+    except csv.Error as err:
+        raise BadCSV(f"{path}, line {reader.line_num}: {err}. Fix that line (or re-export the file) and rerun.") from None
+    if not records:
+        size = path.stat().st_size
+        raise BadCSV(f"{path} {'is empty (0 bytes)' if size == 0 else f'has no header line ({size} bytes, all blank)'}: "
+                     "re-export (or re-download) it, or remove it.")
+    (_, header), body = records[0], records[1:]
+    open_quote = [line for line, fields in body if line in multiline and len(fields) != len(header)]
+    if open_quote:
+        raise BadCSV(f"{path}, line {open_quote[0]}: a quote (\") opened on this line is not closed where the field "
+                     "ends, so the lines after it were read into this row. Close or remove that quote and rerun.")
+    long_rows = [(line, len(fields)) for line, fields in body if len(fields) > len(header)]
+    if long_rows:
+        listed = "; ".join(f"line {line} has {n} fields" for line, n in long_rows[:5])
+        more = f" (and {len(long_rows) - 5} more lines)" if len(long_rows) > 5 else ""
+        raise BadCSV(f"{path}, {listed}{more}, but the header has {len(header)}: most likely an unquoted comma inside "
+                     "the text (발화문). Quote that field (\"…, …\") or remove the extra comma, then rerun.")
+    return CSVRows(header, body, encoding)
+
+
+def read_release_csv(path: Path) -> tuple[pd.DataFrame, str, int]:
+    """Read one release CSV into canonical columns (all strings), `source_row` (the row's file line) and
+    `fields` (how many fields the row had; a short row's missing fields read as empty). Returns
+    (frame, encoding, the header's field count)."""
+    parsed = read_csv_rows(path)
+    position: dict[str, int] = {}
+    for k, col in enumerate(parsed.header):
+        position.setdefault(re.sub(r"\s+", "", col), k)
+    missing = [HEADER_MAP[c] for c in REQUIRED if HEADER_MAP[c] not in position]
     if missing:
         raise NotAnAIHubCSV(
-            f"{path} is not an AI Hub emotion CSV: missing column(s) {missing} (found {list(frame.columns)[:8]}). "
+            f"{path} is not an AI Hub emotion CSV: missing column(s) {missing} (found {parsed.header[:8]}). "
             "Move it out of data.aihub_dir, or point data.aihub_dir at the directory holding only the release "
             "CSVs (4차년도.csv, 5차년도.csv, 5차년도_2차.csv) and their wavs."
         )
-    out = pd.DataFrame(
-        {col: frame[by_squeezed[HEADER_MAP[col]]].str.strip() if HEADER_MAP[col] in by_squeezed else "" for col in REQUIRED + OPTIONAL}
-    )
-    out["source_row"] = np.arange(2, len(out) + 2)  # line 1 is the header
-    return out, encoding
+    width = len(parsed.header)
+    rows = [fields + [""] * (width - len(fields)) for _, fields in parsed.records]
+    out = pd.DataFrame({col: [row[position[HEADER_MAP[col]]].strip() if HEADER_MAP[col] in position else "" for row in rows]
+                        for col in REQUIRED + OPTIONAL}, dtype=object)
+    out["source_row"] = np.array([line for line, _ in parsed.records], dtype=np.int64)
+    out["fields"] = np.array([len(fields) for _, fields in parsed.records], dtype=np.int64)
+    return out, parsed.encoding, width
 
 
 def index_wavs(root: Path) -> dict[str, Path]:
@@ -139,7 +201,9 @@ def _display_path(path: Path) -> str:
         return path.as_posix()
 
 
-def _row_problem(row: dict) -> tuple[str, str] | None:
+def _row_problem(row: dict, header_fields: int) -> tuple[str, str] | None:
+    if row["fields"] < header_fields:  # cut short: its last columns would read as empty, a misleading reason
+        return "too_few_fields", f"{row['fields']} fields, the header has {header_fields}"
     if not row["wav_id"]:
         return "empty_wav_id", ""
     if not row["text"]:
@@ -175,12 +239,12 @@ def read_aihub_dir(root: str | os.PathLike) -> ReadResult:
     kept_rows, drops, files = [], [], []
     seen_ids: set[str] = set()
     for csv_path in csvs:
-        frame, encoding = read_release_csv(csv_path)
+        frame, encoding, header_fields = read_release_csv(csv_path)
         source = _display_path(csv_path)
         release = release_name(csv_path)
         kept_here = 0
         for row in frame.to_dict("records"):
-            problem = _row_problem(row)
+            problem = _row_problem(row, header_fields)
             wav = None
             if problem is None and row["wav_id"] in seen_ids:
                 problem = ("duplicate_wav_id", "")
@@ -207,7 +271,22 @@ def read_aihub_dir(root: str | os.PathLike) -> ReadResult:
     dropped = pd.DataFrame(drops, columns=["source_file", "source_row", "wav_id", "reason", "detail"])
     result = ReadResult(manifest, dropped, files)
     assert len(manifest) + len(dropped) == result.rows_read, "every row read must be kept or dropped"
+    if manifest.empty:  # a header-only or wholly broken release would otherwise fail later, in labels, misleadingly
+        raise NoUsableRows(_nothing_kept(root, result))
     return result
+
+
+def _nothing_kept(root: Path, result: ReadResult) -> str:
+    """Which files were read and why each row went: the first example of every drop reason."""
+    read = ", ".join(f"{f['file']} ({f['rows']} row{'' if f['rows'] == 1 else 's'})" for f in result.files)
+    if result.dropped.empty:
+        return (f"no usable rows below {root}: the CSVs read, {read}, have a header but no data rows. Re-export the "
+                "release CSVs with their rows (or point data.aihub_dir at the complete copy) and rerun.")
+    counts = ", ".join(f"{reason} {n}" for reason, n in result.dropped["reason"].value_counts().items())
+    examples = "; ".join(f"{r.source_file} line {r.source_row}: {r.reason} {r.detail}".rstrip()
+                         for r in result.dropped.groupby("reason", sort=False).head(1).itertuples())
+    return (f"no usable rows below {root}: all {len(result.dropped)} row(s) of {read} were dropped ({counts}), "
+            f"e.g. {examples}. Fix those rows (missing_wav: put <wav_id>.wav below {root}) and rerun.")
 
 
 def _finish_manifest(frame: pd.DataFrame) -> pd.DataFrame:

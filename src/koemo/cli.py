@@ -41,22 +41,40 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _read_batch(path: Path):
-    import pandas as pd
-
-    from koemo.predict import PredictError, Utterance
+    """Utterances of a batch CSV (cp949, utf-8 or utf-8-sig, as the corpus reader reads), every unusable row named."""
+    from koemo.aihub import read_csv_rows
+    from koemo.errors import UserError
+    from koemo.predict import PredictError, Utterance, input_problem
 
     if not path.is_file():
-        raise PredictError(f"{path}: no such file")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    wav_column = next((c for c in ("wav", "wav_path") if c in frame.columns), None)
-    if wav_column is None and "text" not in frame.columns:
-        raise PredictError(f"{path}: needs a `wav` (or `wav_path`) and/or a `text` column; found {list(frame.columns)}")
-    utterances = []
-    for row in frame.itertuples(index=False):
-        wav = getattr(row, wav_column) if wav_column else ""
+        raise PredictError(f"{path}: {'is a directory, not a CSV file' if path.is_dir() else 'no such file'}")
+    try:
+        parsed = read_csv_rows(path)
+    except UserError as err:
+        raise PredictError(str(err)) from None
+    columns = [name.strip() for name in parsed.header]
+    wav_column = next((columns.index(c) for c in ("wav", "wav_path") if c in columns), None)
+    text_column = columns.index("text") if "text" in columns else None
+    if wav_column is None and text_column is None:
+        raise PredictError(f"{path}: needs a `wav` (or `wav_path`) and/or a `text` column; found {columns}")
+    if not parsed.records:
+        raise PredictError(f"{path} has a header but no rows: nothing to predict; add one row per utterance")
+
+    def cell(fields: list[str], column: int | None) -> str:
+        return fields[column] if column is not None and column < len(fields) else ""  # a short row's missing cells
+
+    utterances, problems = [], []
+    for row, (line, fields) in enumerate(parsed.records):
+        wav, text = cell(fields, wav_column).strip(), cell(fields, text_column)
         if wav and not Path(wav).is_absolute():
             wav = str(path.parent / wav)
-        utterances.append(Utterance(wav or None, getattr(row, "text", "") or None))
+        utterances.append(Utterance(wav or None, text or None))
+        problem = input_problem(utterances[-1])
+        if problem:
+            problems.append(f"  row {row} (line {line}): {problem}")
+    if problems:
+        raise PredictError(f"{path}: {len(problems)} row(s) cannot be used:\n" + "\n".join(problems[:10]) +
+                           "\nGive each row a wav and/or a text (or remove it) and run again.")
     return utterances
 
 
@@ -85,13 +103,18 @@ def predict_in_chunks(predictor, utterances, chunk: int = CHUNK) -> dict:
 
 def predict_command(args: argparse.Namespace) -> int:
     from koemo.io import write_csv
-    from koemo.predict import Predictor, Utterance, result_table
+    from koemo.predict import PredictError, Predictor, Utterance, input_problem, present, result_table
 
     if args.csv is None and args.wav is None and args.text is None:
-        raise SystemExit("koemo predict: give --wav and/or --text (one utterance) or --csv FILE (a batch)")
-    if args.csv is not None and (args.wav or args.text):
-        raise SystemExit("koemo predict: use either --csv or --wav/--text, not both")
+        raise PredictError("give --wav and/or --text (one utterance) or --csv FILE (a batch)")
+    if args.csv is not None and (args.wav is not None or args.text is not None):
+        raise PredictError("use either --csv or --wav/--text, not both")
     utterances = _read_batch(args.csv) if args.csv is not None else [Utterance(args.wav, args.text)]
+    problem = input_problem(utterances[0]) if args.csv is None else None
+    if problem:  # checked before any model is loaded
+        raise PredictError(f"--wav {problem}; give one wav file (several: list them in a --csv)" if present(args.wav)
+                           else "--text is empty and no --wav is given: nothing to predict from; give a transcript "
+                                "(--text) and/or a wav (--wav)")
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-model "Loading weights" bars would bury the answer

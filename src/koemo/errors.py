@@ -23,4 +23,4 @@ def run_stage(stage: str, main: Callable[..., Any], *args: Any) -> None:
         main(*args)
     except UserError as err:
         message = str(err)
-        raise SystemExit(message if message.startswith(stage) else f"{stage}: {message}") from None
+        raise SystemExit(message if message.startswith(f"{stage}:") else f"{stage}: {message}") from None

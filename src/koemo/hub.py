@@ -1,23 +1,29 @@
-"""Where a registry entry's weights are: a local `path`, or a hub id in the Hugging Face cache.
+"""Where a registry entry's weights are (a local `path`, or a hub id in the Hugging Face cache) and loading them.
 
 Shared by the text (`encoders.<name>`) and audio (`audio_encoders.<name>`) registries. Hub models are looked
-up in the cache first and downloaded only when the hub is allowed (HF_HUB_OFFLINE unset) and reachable;
-otherwise one `EncoderUnavailable` says which entry, which hub id and how to provide it. Locally built tiny
-models carry a marker file whose `source` ("local-tiny") wins over any name, so no output can call a
-random-init model by a real model's name.
+up in the cache first (at the entry's pinned `revision`, when set) and downloaded only when the hub is allowed
+(HF_HUB_OFFLINE unset) and reachable; otherwise one `EncoderUnavailable` says which entry, which hub id and how
+to provide it. Only safetensors weights are loaded: a `pytorch_model.bin` is a pickle, which can run code when
+read. Locally built tiny models carry a marker file whose `source` ("local-tiny") wins over any name, so no
+output can call a random-init model by a real model's name.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from koemo.errors import UserError
 
 MARKER = "koemo_encoder.json"  # written beside tiny models; says what they are (never a real model's name)
+WEIGHTS = "model.safetensors"
+WEIGHTS_INDEX = "model.safetensors.index.json"  # a sharded checkpoint: the index and every shard it lists
 _TRUE = {"1", "true", "yes", "on"}
+_log = logging.getLogger(__name__)
 
 
 class EncoderUnavailable(UserError):
@@ -34,9 +40,23 @@ class WeightsRef:
     hub_id: str | None
     path: str | None
     tiny_stage: str       # the stage that builds the local tiny models of this kind
-    hub_files: tuple[str, ...]  # allow_patterns enough to load it; the .bin is fetched only without safetensors
-    required: tuple[str, ...] = ("config.json",)  # files a usable directory must hold
-    files_hint: str = "config.json, weights"      # what a hand-made model directory needs, for messages
+    hub_files: tuple[str, ...]  # allow_patterns enough to load it (safetensors weights only)
+    required: tuple[str, ...] = ("config.json",)  # files besides the weights a usable directory must hold
+    files_hint: str = "config.json, model.safetensors"  # what a hand-made model directory needs, for messages
+    revision: str | None = None  # a hub commit (or tag/branch) to pin; None: the cached/latest main
+
+    @property
+    def hub_source(self) -> str:
+        return f"{self.hub_id}@{self.revision}" if self.revision else str(self.hub_id)
+
+    @property
+    def download_command(self) -> str:
+        return f"hf download {self.hub_id}" + (f" --revision {self.revision}" if self.revision else "")
+
+    @property
+    def hub_kwargs(self) -> dict[str, Any]:
+        """What every hub call (snapshot_download, from_pretrained) gets: the pinned revision."""
+        return {"revision": self.revision} if self.revision and not self.path else {}
 
 
 def hub_cache_dir() -> Path:
@@ -59,43 +79,87 @@ def hub_offline() -> bool:
 
 def _unavailable_message(ref: WeightsRef, cache: Path, reason: str) -> str:
     return (
-        f"{ref.kind} '{ref.name}' (hub id {ref.hub_id}) is not in the Hugging Face cache at {cache} "
-        f"and could not be downloaded: {reason}\n"
-        f"To provide it, either\n"
-        f"  - on a machine with internet run `hf download {ref.hub_id}` (older clients: "
-        f"`huggingface-cli download {ref.hub_id}`), copy that machine's HF_HOME (default ~/.cache/huggingface) "
-        f"here and point HF_HOME at it; or\n"
-        f"  - put the model's files ({ref.files_hint}) in a directory and set "
-        f"`{ref.section}.{ref.name}.path` to it in params.yaml (or `dvc exp run -S {ref.section}.{ref.name}.path=DIR`)."
+        f"{ref.kind} '{ref.name}' (hub id {ref.hub_source}) is not in the Hugging Face cache at {cache} "
+        f"and could not be downloaded: {reason}\n" + _how_to_provide(ref)
     )
+
+
+def _how_to_provide(ref: WeightsRef) -> str:
+    local = (f"put the model's files ({ref.files_hint}) in a directory and set `{ref.section}.{ref.name}.path` to it "
+             f"in params.yaml (or `dvc exp run -S {ref.section}.{ref.name}.path=DIR`).")
+    if ref.path and Path(ref.path).name.startswith("tiny-"):
+        return f"It is built by the {ref.tiny_stage} stage: run `dvc repro {ref.tiny_stage}`; or {local}"
+    if not ref.hub_id:
+        return f"To provide it, {local}"
+    return (
+        f"To provide it, either\n"
+        f"  - on a machine with internet run `{ref.download_command}` (older clients: "
+        f"`huggingface-cli {ref.download_command.removeprefix('hf ')}`), copy that machine's HF_HOME "
+        f"(default ~/.cache/huggingface) here and point HF_HOME at it; or\n"
+        f"  - {local}"
+    )
+
+
+def _pickle_only_hint(ref: WeightsRef) -> str:
+    return (
+        f"koemo loads only safetensors weights (a .bin is a pickle, which can run code when it is read). Convert it "
+        f"once, on a trusted machine: `python -c \"from transformers import AutoModel; "
+        f"AutoModel.from_pretrained('DIR', use_safetensors=False).save_pretrained('OUT')\"` (it writes config.json "
+        f"and {WEIGHTS}), copy DIR's other files (of {ref.files_hint}) into OUT and set `{ref.section}.{ref.name}.path` "
+        f"to OUT; or set "
+        f"`{ref.section}.{ref.name}.revision` to a hub commit that has {WEIGHTS} (e.g. the repo's safetensors "
+        f"conversion pull request)."
+    )
+
+
+def _weights_problem(directory: Path) -> str | None:
+    """Why `directory` holds no loadable safetensors weights (None: it does)."""
+    if (directory / WEIGHTS).is_file():
+        return None
+    index = directory / WEIGHTS_INDEX
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        absent = [shard for shard in shards if not (directory / shard).is_file()]
+        if not absent:
+            return None
+        return f"{len(absent)} of the {len(shards)} shards its {WEIGHTS_INDEX} lists ({', '.join(absent[:3])})"
+    return f"{WEIGHTS} (the weights)"
 
 
 def _check_required(ref: WeightsRef, directory: Path, where: str) -> None:
     missing = [f for f in ref.required if not (directory / f).is_file()]
-    if missing:
-        raise EncoderUnavailable(f"{ref.kind} '{ref.name}': {where} {directory} lacks {', '.join(missing)}.")
+    weights = _weights_problem(directory)
+    if not missing and weights is None:
+        return
+    message = f"{ref.kind} '{ref.name}': {where} {directory} lacks {', '.join(missing + ([weights] if weights else []))}."
+    pickles = sorted(p.name for p in directory.glob("*.bin"))
+    if weights and pickles:
+        message += f" It holds {', '.join(pickles)} instead: " + _pickle_only_hint(ref)
+    else:
+        if ref.hub_id and not ref.path:
+            message += " An interrupted download, or one filtered with --include? Fetch the whole repo again."
+        message += f"\n{_how_to_provide(ref)}"
+    raise EncoderUnavailable(message)
 
 
 def resolve_hub(ref: WeightsRef) -> Path:
-    """The cached snapshot directory of `ref.hub_id`, downloading the needed files when allowed."""
+    """The cached snapshot directory of `ref.hub_id` (at `ref.revision`), downloading the needed files when allowed."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError
 
     cache = hub_cache_dir()
     try:
-        snapshot = Path(snapshot_download(ref.hub_id, cache_dir=cache, local_files_only=True))
+        snapshot = Path(snapshot_download(ref.hub_id, cache_dir=cache, local_files_only=True, **ref.hub_kwargs))
     except OSError as err:
         reason = f"not cached ({type(err).__name__})"
         if hub_offline():
             raise EncoderUnavailable(_unavailable_message(ref, cache, "HF_HUB_OFFLINE is set, so the hub was not asked.")) from None
         try:
-            snapshot = Path(snapshot_download(ref.hub_id, cache_dir=cache, allow_patterns=list(ref.hub_files)))
-            if not any(snapshot.glob("*.safetensors")):
-                snapshot = Path(snapshot_download(ref.hub_id, cache_dir=cache, allow_patterns=["pytorch_model.bin"]))
+            snapshot = Path(snapshot_download(ref.hub_id, cache_dir=cache, allow_patterns=list(ref.hub_files), **ref.hub_kwargs))
         except (OSError, HfHubHTTPError) as err:
             first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise EncoderUnavailable(_unavailable_message(ref, cache, f"{reason}; the hub said: {first_line}")) from err
-    _check_required(ref, snapshot, f"the cached snapshot of {ref.hub_id} at")
+    _check_required(ref, snapshot, f"the cached snapshot of {ref.hub_source} at")
     return snapshot
 
 
@@ -122,6 +186,79 @@ def describe_source(ref: WeightsRef, directory: Path) -> str:
     if marker.is_file():
         return str(json.loads(marker.read_text(encoding="utf-8"))["source"])
     if ref.hub_id and not ref.path:
-        return ref.hub_id
+        return ref.hub_source
     return f"local:{ref.path}"
+
+
+def from_pretrained(ref: WeightsRef, directory: Path, loader: Any, **kwargs: Any) -> Any:
+    """`loader.from_pretrained(directory)` at the pinned revision; an OSError (a file transformers still could not
+    find or read) becomes an `EncoderUnavailable` saying how to provide the model."""
+    try:
+        return loader.from_pretrained(directory, **ref.hub_kwargs, **kwargs)
+    except OSError as err:
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        where = ref.hub_source if ref.hub_id and not ref.path else f"{ref.section}.{ref.name}.path = {ref.path}"
+        pickles = any(Path(directory).glob("*.bin"))
+        raise EncoderUnavailable(f"{ref.kind} '{ref.name}' ({where}): {loader.__name__} could not load {directory}: "
+                                 f"{first_line}\nOnly safetensors weights ({WEIGHTS}) are loaded. "
+                                 + (_pickle_only_hint(ref) if pickles else _how_to_provide(ref))) from None
+
+
+class _HeldLoadReport(logging.Filter):
+    """Holds back transformers' per-load report table, to be summarised in one line (or shown if the load fails)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "LOAD REPORT" in str(record.msg):
+            self.held.append(record)
+            return False
+        return True
+
+
+def _top_modules(keys: set[str]) -> str:
+    return ", ".join(sorted({f"{key.split('.')[0]}.*" for key in keys}))
+
+
+def load_model(ref: WeightsRef, directory: Path, gradient_checkpointing: bool = False, **kwargs: Any) -> Any:
+    """`AutoModel` of the entry, safetensors only, in eval mode.
+
+    Gradient checkpointing is off unless asked for: XLS-R fine-tunes often save `"gradient_checkpointing": true`
+    in config.json, which transformers turns on at load, trading training speed for memory nobody chose to save.
+    The load report's expected lines (a CTC or pretraining head dropped when a checkpoint is read as an encoder)
+    become one line instead of a table per load.
+    """
+    from transformers import AutoConfig, AutoModel
+
+    config = from_pretrained(ref, directory, AutoConfig)
+    config.gradient_checkpointing = False  # read when the model is built; enabled below only on request
+    report = _HeldLoadReport()
+    transformers_log = logging.getLogger("transformers.modeling_utils")
+    transformers_log.addFilter(report)
+    try:
+        model, info = from_pretrained(ref, directory, AutoModel, config=config, use_safetensors=True,
+                                      output_loading_info=True, **kwargs)
+    except Exception:
+        transformers_log.removeFilter(report)
+        for record in report.held:  # the details of what failed
+            transformers_log.handle(record)
+        raise
+    finally:
+        transformers_log.removeFilter(report)
+    if model.supports_gradient_checkpointing:
+        (model.activation_checkpointing_enable if gradient_checkpointing else model.activation_checkpointing_disable)()
+    model.eval()
+    if info["unexpected_keys"]:
+        _log.warning(f"{ref.name}: {len(info['unexpected_keys'])} checkpoint tensors not used "
+                     f"({_top_modules(info['unexpected_keys'])}); expected when a fine-tuned/pretraining checkpoint "
+                     "is read as an encoder")
+    if info["missing_keys"]:
+        unused_here = all(key.startswith(("pooler.", "masked_spec_embed")) for key in info["missing_keys"])
+        _log.warning(f"{ref.name}: {len(info['missing_keys'])} tensors not in the checkpoint, newly initialised "
+                     f"({_top_modules(info['missing_keys'])}); " +
+                     ("koemo does not use them (it pools the hidden states)" if unused_here
+                      else "the checkpoint may not be this architecture's: check the hub id / path"))
+    return model
 

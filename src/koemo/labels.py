@@ -16,8 +16,13 @@ import pandas as pd
 
 from koemo.aihub import N_ANNOTATORS
 from koemo.emotions import EMOTIONS
+from koemo.errors import UserError
 
 STRATEGIES = ("weighted", "majority", "situation")
+
+
+class LabelError(UserError, ValueError):
+    """`labels` params or a manifest that cannot give the requested classes."""
 
 
 @dataclass
@@ -42,7 +47,8 @@ def annotation_matrices(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np
         emotion = frame[f"emotion_{position + 1}"].map(index).to_numpy()
         if np.isnan(emotion.astype(float)).any():
             bad = frame.index[pd.isna(frame[f"emotion_{position + 1}"].map(index))][0]
-            raise ValueError(f"row {bad}: emotion_{position + 1} is not one of {EMOTIONS}; rerun the corpus stage")
+            raise LabelError(f"manifest row {bad}: emotion_{position + 1} is not one of {EMOTIONS}; the manifest was not "
+                             "written by this version's corpus stage: rerun it (dvc repro corpus)")
         emotion = emotion.astype(np.int64)
         np.add.at(scores, (every_row, emotion), frame[f"intensity_{position + 1}"].to_numpy(dtype=np.int64))
         np.add.at(votes, (every_row, emotion), 1)
@@ -66,7 +72,7 @@ def _decide(primary: np.ndarray, secondary: np.ndarray, first: np.ndarray, named
 
 def aggregate(frame: pd.DataFrame, strategy: str) -> Aggregation:
     if strategy not in STRATEGIES:
-        raise ValueError(f"labels.strategy={strategy!r}; choose one of {STRATEGIES}")
+        raise LabelError(f"labels.strategy={strategy!r}; choose one of {STRATEGIES}")
     scores, votes, first = annotation_matrices(frame)
     named = votes > 0
     if strategy == "situation":
@@ -100,7 +106,12 @@ def build_label_table(manifest: pd.DataFrame, strategy: str, classes: list[str],
 
     unknown = sorted(set(classes) - set(EMOTIONS))
     if unknown:
-        raise ValueError(f"labels.classes has {unknown}, not among the rater emotions {EMOTIONS}")
+        raise LabelError(f"labels.classes has {unknown}, not among the rater emotions {EMOTIONS}; "
+                         "list only those in params.yaml labels.classes")
+    if len(set(classes)) < 2 or len(set(classes)) != len(classes):
+        raise LabelError(f"labels.classes={list(classes)}: list at least two distinct emotions")
+    if manifest.empty:
+        raise LabelError("the manifest has no rows; rerun the corpus stage (dvc repro corpus) and read its message")
     agg = aggregate(manifest, strategy)
     table = manifest[["wav_id", "text", "wav_path", "release", "age", "gender", "duration_s", "situation"]].copy()
     table["label"] = agg.label
@@ -114,7 +125,9 @@ def build_label_table(manifest: pd.DataFrame, strategy: str, classes: list[str],
     kept = table[~no_label & ~out_of_classes].reset_index(drop=True)
     if kept["label"].nunique() < len(classes):
         missing = sorted(set(classes) - set(kept["label"]))
-        raise ValueError(f"no rows labelled {missing} under labels.strategy={strategy}; check labels.classes")
+        found = {e: int((agg.label == e).sum()) for e in EMOTIONS if (agg.label == e).any()}
+        raise LabelError(f"no rows labelled {missing} under labels.strategy={strategy} (of {len(manifest)} rows: {found}); "
+                         "remove them from labels.classes, or try another labels.strategy")
     kept["label_id"] = kept["label"].map({c: i for i, c in enumerate(classes)}).astype("int64")
     kept["group"] = make_groups(kept, split_params["group_by"]).to_numpy()
     split, fold = assign_split(kept["label"], kept["group"], split_params["test_size"], split_params["folds"], split_params["seed"])

@@ -9,7 +9,7 @@ Before anything is loaded, each model's recorded params (`koemo.lineage`) are co
 weights trained on other features or another encoder would give confident nonsense, so that is an error
 naming every differing key. A model whose input is absent (no wav, or no text) is skipped (NaN), except the
 fusion model, which was trained with modality dropout to predict from either modality alone; the stack needs
-every base model.
+every base model it reads (just one when the stack stage chose a single member over the combination).
 """
 
 from __future__ import annotations
@@ -37,6 +37,21 @@ class PredictError(UserError):
 class Utterance:
     wav: str | None = None   # path to a wav (any rate, any channel count)
     text: str | None = None  # its transcript
+
+
+def present(value: str | None) -> str | None:
+    """The input, or None when it is absent or only whitespace (no model can use a blank text or path)."""
+    return value if value is not None and str(value).strip() else None
+
+
+def input_problem(utterance: Utterance) -> str | None:
+    """Why no model can use this utterance, or None; checked before any model is loaded, so a typo costs no load."""
+    wav, text = present(utterance.wav), present(utterance.text)
+    if wav is None and text is None:
+        return "neither a wav nor a text"
+    if wav is not None and Path(wav).is_dir():
+        return f"{wav} is a directory, not a wav file"
+    return None
 
 
 def _read_json(path: Path, what: str) -> dict:
@@ -280,8 +295,8 @@ class Predictor:
         from koemo.stack import MetaLearner
 
         n, c = len(utterances), len(self.classes)
-        texts = [u.text if u.text not in (None, "") else None for u in utterances]
-        paths = [u.wav if u.wav not in (None, "") else None for u in utterances]
+        texts = [present(u.text) for u in utterances]
+        paths = [present(u.wav) for u in utterances]
         self._decoded = {}
         self._row = {p: first_row + i for i, p in reversed(list(enumerate(paths))) if p is not None}
         given = {"text": np.array([t is not None for t in texts], dtype=bool),
@@ -301,9 +316,9 @@ class Predictor:
             out[model] = probs
         learner = MetaLearner.from_json(self.meta)
         stack = np.full((n, c), np.nan, dtype=np.float32)
-        complete = np.logical_and.reduce([np.isfinite(out[m]).all(axis=1) for m in self.models]) if n else np.zeros(0, bool)
+        complete = np.logical_and.reduce([np.isfinite(out[m]).all(axis=1) for m in learner.inputs]) if n else np.zeros(0, bool)
         if complete.any():
-            stack[complete] = learner.predict_proba({m: out[m][complete].astype(np.float64) for m in self.models})
+            stack[complete] = learner.predict_proba({m: out[m][complete].astype(np.float64) for m in learner.inputs})
         out["stack"] = stack
         return out
 

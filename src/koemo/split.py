@@ -13,8 +13,14 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from koemo.errors import UserError
+
 GROUP_BY = ("sentence", "speaker", "sentence+speaker")
 _NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+class SplitError(UserError, ValueError):
+    """`split` params that cannot make a leakage-safe split of these rows."""
 
 
 def normalize_sentence(text: str) -> str:
@@ -49,7 +55,7 @@ def _components(keys: list[np.ndarray]) -> np.ndarray:
 
 def make_groups(frame: pd.DataFrame, group_by: str) -> pd.Series:
     if group_by not in GROUP_BY:
-        raise ValueError(f"split.group_by={group_by!r}; choose one of {GROUP_BY}")
+        raise SplitError(f"split.group_by={group_by!r}; choose one of {GROUP_BY}")
     sentence = frame["text"].map(normalize_sentence).to_numpy()
     speaker = (frame["age"].astype("string").fillna("?") + "|" + frame["gender"].astype("string").fillna("?")).to_numpy()
     if group_by == "sentence":
@@ -59,7 +65,7 @@ def make_groups(frame: pd.DataFrame, group_by: str) -> pd.Series:
     component = _components([sentence, speaker])
     largest = np.bincount(component).max() / len(component)
     if largest > 0.5:
-        raise ValueError(
+        raise SplitError(
             f"split.group_by=sentence+speaker joins {largest:.0%} of rows into one group (speaker proxies are shared "
             "across many sentences), so no test set can be held out. Use split.group_by=sentence or speaker."
         )
@@ -69,14 +75,16 @@ def make_groups(frame: pd.DataFrame, group_by: str) -> pd.Series:
 def assign_split(labels: pd.Series, groups: pd.Series, test_size: float, folds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Return (split, fold): 'test' rows get fold -1; train rows get 0..folds-1. Groups never straddle."""
     if not 0 < test_size < 1:
-        raise ValueError(f"split.test_size must be in (0, 1), got {test_size}")
+        raise SplitError(f"split.test_size must be in (0, 1) (e.g. 0.2), got {test_size}")
     if folds < 2:
-        raise ValueError(f"split.folds must be >= 2, got {folds}")
+        raise SplitError(f"split.folds must be >= 2 (e.g. 4), got {folds}")
     y = labels.to_numpy()
     g = groups.to_numpy()
     n_test_splits = max(2, int(round(1 / test_size)))
     outer = StratifiedGroupKFold(n_splits=n_test_splits, shuffle=True, random_state=seed)
+    _check_groups(len(np.unique(g)), n_test_splits, f"a test share of {test_size}")
     train_idx, test_idx = next(outer.split(np.zeros(len(y)), y, g))
+    _check_groups(len(np.unique(g[train_idx])), folds, f"{folds} folds of the training rows")
     split = np.full(len(y), "train", dtype=object)
     split[test_idx] = "test"
     fold = np.full(len(y), -1, dtype=np.int64)
@@ -84,6 +92,13 @@ def assign_split(labels: pd.Series, groups: pd.Series, test_size: float, folds: 
     for k, (_, held) in enumerate(inner.split(np.zeros(len(train_idx)), y[train_idx], g[train_idx])):
         fold[train_idx[held]] = k
     return split, fold
+
+
+def _check_groups(groups: int, needed: int, purpose: str) -> None:
+    """sklearn's own error ("n_splits > number of groups") names neither the param nor the fix."""
+    if groups < needed:
+        raise SplitError(f"only {groups} distinct groups (split.group_by) for {purpose}, which needs {needed}; "
+                         "use more data, or lower split.folds / raise split.test_size")
 
 
 def check_no_leak(frame: pd.DataFrame) -> None:

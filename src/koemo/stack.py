@@ -3,7 +3,9 @@
 The meta-learner only ever sees OOF probabilities of training rows (each from a fold model that did
 not train on that row), and its regularisation is chosen by an inner CV over the same grouped folds
 the base models used, so no sentence leaks between the meta-learner's fit and its validation.
-The fitted learner is stored as plain JSON (coefficients), never as a pickle.
+A nested CV over those folds then decides between the stack and the best single base model, so the final
+predictor does not lose to its own best member when the others carry no signal (`chosen` in the metrics).
+The fitted learner is stored as plain JSON (coefficients and the choice), never as a pickle.
 """
 
 from __future__ import annotations
@@ -15,12 +17,18 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from koemo.errors import UserError
 from koemo.metrics import classification_report, majority_baseline
 
 LEARNERS = ("logistic", "mean")
+STACK = "stack"  # MetaLearner.chosen when the combination, not one base model, predicts
 _EPS = 1e-6
+
+
+class StackError(UserError, ValueError):
+    """`stack` params, or base predictions too few to fit a meta-learner on."""
 
 
 class MissingBasePredictions(UserError, FileNotFoundError):
@@ -62,12 +70,16 @@ def meta_features(probs: dict[str, np.ndarray], models: Sequence[str], kind: str
         return np.log(np.clip(stacked, _EPS, 1.0))
     if kind == "proba":
         return stacked
-    raise ValueError(f"stack.features={kind!r}; choose log_proba or proba")
+    raise StackError(f"stack.features={kind!r}; choose log_proba or proba")
 
 
 @dataclass
 class MetaLearner:
-    """Multinomial logistic regression (or the plain mean of the base probabilities) over base outputs."""
+    """Multinomial logistic regression (or the plain mean of the base probabilities) over base outputs.
+
+    `chosen` is "stack" when that combination predicts, or the one base model that predicts alone because the
+    nested CV found the combination no better than it (the fitted combination is kept for the record).
+    """
 
     learner: str
     models: list[str]
@@ -76,8 +88,15 @@ class MetaLearner:
     C: float | None = None
     coef: np.ndarray | None = None
     intercept: np.ndarray | None = None
+    chosen: str = STACK
 
-    def predict_proba(self, probs: dict[str, np.ndarray]) -> np.ndarray:
+    @property
+    def inputs(self) -> list[str]:
+        """The base models whose probabilities a prediction needs."""
+        return list(self.models) if self.chosen == STACK else [self.chosen]
+
+    def combine(self, probs: dict[str, np.ndarray]) -> np.ndarray:
+        """The combination's probabilities, whichever predictor was chosen."""
         if self.learner == "mean":
             return np.mean([probs[m] for m in self.models], axis=0)
         logits = meta_features(probs, self.models, self.features) @ self.coef.T + self.intercept
@@ -85,15 +104,21 @@ class MetaLearner:
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
 
+    def predict_proba(self, probs: dict[str, np.ndarray]) -> np.ndarray:
+        if self.chosen != STACK:
+            return np.asarray(probs[self.chosen], dtype=np.float64)
+        return self.combine(probs)
+
     def to_json(self) -> dict:
         return {"learner": self.learner, "models": self.models, "classes": self.classes, "features": self.features,
                 "C": self.C, "coef": None if self.coef is None else self.coef.tolist(),
-                "intercept": None if self.intercept is None else self.intercept.tolist()}
+                "intercept": None if self.intercept is None else self.intercept.tolist(), "chosen": self.chosen}
 
     @classmethod
     def from_json(cls, data: dict) -> "MetaLearner":
         arrays = {k: None if data.get(k) is None else np.asarray(data[k], dtype=np.float64) for k in ("coef", "intercept")}
-        return cls(data["learner"], list(data["models"]), list(data["classes"]), data["features"], data.get("C"), **arrays)
+        return cls(data["learner"], list(data["models"]), list(data["classes"]), data["features"], data.get("C"), **arrays,
+                   chosen=data.get("chosen", STACK))
 
 
 def _fit_logistic(x: np.ndarray, y: np.ndarray, C: float, class_weighted: bool, seed: int) -> LogisticRegression:
@@ -101,33 +126,83 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, C: float, class_weighted: bool, 
                               random_state=seed).fit(x, y)
 
 
+def _logistic_proba(fitted: LogisticRegression, x: np.ndarray, n_classes: int) -> np.ndarray:
+    """[rows, n_classes] probabilities; a class absent from the fit rows gets 0."""
+    out = np.zeros((len(x), n_classes))
+    out[:, fitted.classes_] = fitted.predict_proba(x)
+    return out
+
+
 def _score(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[str], select_by: str) -> float:
     return classification_report(y_true, proba.argmax(axis=1), classes)[select_by]
 
 
-def fit_meta_learner(probs: dict[str, np.ndarray], y: np.ndarray, folds: np.ndarray, params: dict,
-                     classes: Sequence[str]) -> tuple[MetaLearner, dict]:
-    """Fit on OOF rows; pick C by inner CV over the base models' own folds. Returns (learner, cv scores)."""
-    models, learner = list(params["base_models"]), params["learner"]
-    if learner not in LEARNERS:
-        raise ValueError(f"stack.learner={learner!r}; choose one of {LEARNERS}")
-    if learner == "mean":
-        return MetaLearner("mean", models, list(classes), params["features"]), {}
-    x = meta_features(probs, models, params["features"])
-    cv_scores = {}
+def _cv_scores(x: np.ndarray, y: np.ndarray, folds: np.ndarray, params: dict, classes: Sequence[str]) -> dict[str, float]:
+    """`select_by` of each C in C_grid, every fold predicted by a fit on the other folds only."""
+    scores = {}
     for C in params["C_grid"]:
         oof = np.zeros((len(y), len(classes)))
         for k in np.unique(folds):
             held = folds == k
             fitted = _fit_logistic(x[~held], y[~held], C, params["class_weighted"], params["seed"])
-            oof[np.ix_(held, fitted.classes_)] = fitted.predict_proba(x[held])
-        cv_scores[str(C)] = _score(y, oof, classes, params["select_by"])
-    best_C = max(params["C_grid"], key=lambda c: (cv_scores[str(c)], -c))  # ties → stronger regularisation
-    final = _fit_logistic(x, y, best_C, params["class_weighted"], params["seed"])
+            oof[held] = _logistic_proba(fitted, x[held], len(classes))
+        scores[str(C)] = _score(y, oof, classes, params["select_by"])
+    return scores
+
+
+def _best_C(grid: Sequence[float], scores: dict[str, float]) -> float:
+    return max(grid, key=lambda c: (scores[str(c)], -c))  # ties → stronger regularisation
+
+
+def _best_member(probs: dict[str, np.ndarray], models: Sequence[str], y: np.ndarray, classes: Sequence[str],
+                 select_by: str) -> str:
+    return max(models, key=lambda m: _score(y, probs[m], classes, select_by))  # ties → the first listed
+
+
+def _nested_choice_scores(probs: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, folds: np.ndarray, params: dict,
+                          classes: Sequence[str], fallback_C: float) -> dict[str, float]:
+    """Nested CV of the two candidate predictors: each fold is predicted by the stack whose C was chosen by CV on
+    the other folds, and by the member that scored best on the other folds, so neither score saw the rows it is
+    measured on. With two folds there is no CV inside one fold: the stack then uses `fallback_C`."""
+    models = list(params["base_models"])
+    stack_oof, member_oof = np.zeros((len(y), len(classes))), np.zeros((len(y), len(classes)))
+    for k in np.unique(folds):
+        held, rest = folds == k, folds != k
+        C = (_best_C(params["C_grid"], _cv_scores(x[rest], y[rest], folds[rest], params, classes))
+             if len(np.unique(folds[rest])) >= 2 else fallback_C)
+        fitted = _fit_logistic(x[rest], y[rest], C, params["class_weighted"], params["seed"])
+        stack_oof[held] = _logistic_proba(fitted, x[held], len(classes))
+        member = _best_member({m: probs[m][rest] for m in models}, models, y[rest], classes, params["select_by"])
+        member_oof[held] = probs[member][held]
+    return {STACK: _score(y, stack_oof, classes, params["select_by"]),
+            "best_member": _score(y, member_oof, classes, params["select_by"])}
+
+
+def fit_meta_learner(probs: dict[str, np.ndarray], y: np.ndarray, folds: np.ndarray, params: dict,
+                     classes: Sequence[str]) -> tuple[MetaLearner, dict]:
+    """Fit on OOF rows; pick C by inner CV over the base models' own folds, then keep the stack only if a nested CV
+    says it beats the best single member (members carrying no signal only add noise to the meta-learner).
+    Returns (learner, {"inner_cv": score per C, "choice": nested scores and each member's OOF score})."""
+    models, learner = list(params["base_models"]), params["learner"]
+    if learner not in LEARNERS:
+        raise StackError(f"stack.learner={learner!r}; choose one of {LEARNERS}")
+    if learner == "mean":  # a fixed combination (a baseline): taken as it is
+        return MetaLearner("mean", models, list(classes), params["features"]), {"inner_cv": {}, "choice": {}}
+    x = meta_features(probs, models, params["features"])
+    with threadpool_limits(1):  # [rows, 4·models] fits: BLAS threads cost more than they save (5-20x here)
+        cv_scores = _cv_scores(x, y, folds, params, classes)
+        best_C = _best_C(params["C_grid"], cv_scores)
+        final = _fit_logistic(x, y, best_C, params["class_weighted"], params["seed"])
+        nested = _nested_choice_scores(probs, x, y, folds, params, classes, best_C)
     coef = np.zeros((len(classes), x.shape[1]))
     intercept = np.full(len(classes), -1e9)
     coef[final.classes_], intercept[final.classes_] = final.coef_, final.intercept_
-    return MetaLearner("logistic", models, list(classes), params["features"], float(best_C), coef, intercept), cv_scores
+    member = _best_member(probs, models, y, classes, params["select_by"])
+    chosen = STACK if nested[STACK] > nested["best_member"] else member  # a tie goes to the simpler predictor
+    choice = {"chosen": chosen, "nested_cv": nested, "best_member": member, "nested": len(np.unique(folds)) > 2,
+              "member_oof": {m: _score(y, probs[m], classes, params["select_by"]) for m in models}}
+    learner = MetaLearner("logistic", models, list(classes), params["features"], float(best_C), coef, intercept, chosen)
+    return learner, {"inner_cv": cv_scores, "choice": choice}
 
 
 def headline_metrics(report: dict) -> dict:
@@ -135,22 +210,28 @@ def headline_metrics(report: dict) -> dict:
 
 
 def run_stack(labels: pd.DataFrame, probs: dict[str, np.ndarray], params: dict, classes: Sequence[str]):
-    """Fit on OOF train rows, evaluate on test. Returns (learner, test probabilities, metrics, per-class F1 rows)."""
+    """Fit on OOF train rows, evaluate on test. Returns (learner, test probabilities of the chosen predictor, metrics,
+    per-class F1 rows). `comparison_test["stack"]` is the fitted combination even when a single member was chosen."""
     y = labels["label_id"].to_numpy(dtype=np.int64)
     train = (labels["split"] == "train").to_numpy()
     test = ~train
     has_oof = np.all([np.isfinite(probs[m]).all(axis=1) for m in params["base_models"]], axis=0)
     fit_rows = train & has_oof
     if fit_rows.sum() < len(classes) * 2:
-        raise ValueError("too few training rows with out-of-fold predictions from every base model to fit the stack; "
-                         "use train.folds >= 2 so every training row gets one")
+        raise StackError(f"only {int(fit_rows.sum())} training rows have out-of-fold predictions from every base model "
+                         f"({', '.join(params['base_models'])}), too few to fit the stack; use train.folds >= 2 so every "
+                         "training row gets one, and rerun the training stages")
     fit_probs = {m: p[fit_rows] for m, p in probs.items()}
-    learner, cv_scores = fit_meta_learner(fit_probs, y[fit_rows], labels["fold"].to_numpy()[fit_rows], params, classes)
-    test_proba = learner.predict_proba({m: p[test] for m, p in probs.items()})
+    learner, fit_report = fit_meta_learner(fit_probs, y[fit_rows], labels["fold"].to_numpy()[fit_rows], params, classes)
+    test_probs = {m: p[test] for m, p in probs.items()}
+    test_proba = learner.predict_proba(test_probs)
     report = classification_report(y[test], test_proba.argmax(axis=1), classes)
+    stack_report = report if learner.chosen == STACK else classification_report(
+        y[test], learner.combine(test_probs).argmax(axis=1), classes)
     baseline = majority_baseline(y[train], y[test], classes)
-    comparison = {"stack": headline_metrics(report), "majority_baseline": {k: baseline[k] for k in ("accuracy", "ua", "macro_f1")}}
-    f1_rows = [{"model": "stack", "class": c, "f1": report["per_class"][c]["f1"]} for c in classes]
+    comparison = {"stack": headline_metrics(stack_report),
+                  "majority_baseline": {k: baseline[k] for k in ("accuracy", "ua", "macro_f1")}}
+    f1_rows = [{"model": "stack", "class": c, "f1": stack_report["per_class"][c]["f1"]} for c in classes]
     for model in params["base_models"]:
         base_report = classification_report(y[test], probs[model][test].argmax(axis=1), classes)
         comparison[model] = headline_metrics(base_report)
@@ -158,8 +239,9 @@ def run_stack(labels: pd.DataFrame, probs: dict[str, np.ndarray], params: dict, 
     best_base = max(params["base_models"], key=lambda m: comparison[m]["ua"])
     metrics = {
         "test": report, "baseline": baseline, "collapsed": report["collapsed"], "comparison_test": comparison,
+        "chosen": learner.chosen, "choice": fit_report["choice"],
         "best_base_model": best_base, "ua_gain_over_best_base": report["ua"] - comparison[best_base]["ua"],
-        "learner": learner.learner, "features": learner.features, "C": learner.C, "inner_cv": cv_scores,
+        "learner": learner.learner, "features": learner.features, "C": learner.C, "inner_cv": fit_report["inner_cv"],
         "select_by": params["select_by"], "fit_rows": int(fit_rows.sum()), "train_rows_without_oof": int((train & ~has_oof).sum()),
     }
     f1_table = pd.DataFrame(f1_rows)

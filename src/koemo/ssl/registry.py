@@ -2,8 +2,8 @@
 
 Locating weights is `koemo.hub`'s (the text registry's rules and error). Any checkpoint `AutoModel` maps to a
 raw-waveform SSL encoder with `_get_feat_extract_output_lengths` works (wav2vec2, XLS-R, HuBERT, WavLM); a CTC
-fine-tuned checkpoint loads as its base model (the CTC head is dropped). No remote code, no pickles unless a
-repo ships only `pytorch_model.bin` (transformers then loads it with `weights_only=True`).
+fine-tuned checkpoint loads as its base model (the CTC head is dropped). No remote code and no pickles: only
+safetensors weights are loaded (see `koemo.hub`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from koemo.hub import EncoderUnavailable, WeightsRef, describe_source, locate
+from koemo.hub import EncoderUnavailable, WeightsRef, describe_source, from_pretrained, load_model, locate
 
 _HUB_FILES = ("config.json", "preprocessor_config.json", "*.safetensors", "*.safetensors.index.json")
 
@@ -29,21 +29,23 @@ class AudioEncoderSpec:
     name: str
     hub_id: str | None
     path: str | None
+    revision: str | None = None  # a hub commit pinning the weights
 
     @classmethod
     def from_params(cls, name: str, spec: Mapping[str, Any]) -> "AudioEncoderSpec":
         hub_id, path = spec.get("hub_id"), spec.get("path")
         if not hub_id and not path:
             raise ValueError(f"audio_encoders.{name}: set `hub_id` (a Hugging Face model id) or `path` (a local model directory)")
-        unknown = set(spec) - {"hub_id", "path"}
+        unknown = set(spec) - {"hub_id", "path", "revision"}
         if unknown:
-            raise ValueError(f"audio_encoders.{name}: unknown keys {sorted(unknown)} (expected hub_id and/or path)")
-        return cls(name, hub_id or None, path or None)
+            raise ValueError(f"audio_encoders.{name}: unknown keys {sorted(unknown)} (expected hub_id and/or path, "
+                             "optionally revision)")
+        return cls(name, hub_id or None, path or None, spec.get("revision") or None)
 
     def weights(self) -> WeightsRef:
         return WeightsRef("Audio encoder", "audio_encoders", self.name, self.hub_id, self.path, "tiny_audio_encoders",
                           _HUB_FILES, required=("config.json", "preprocessor_config.json"),
-                          files_hint="config.json, preprocessor_config.json, weights")
+                          files_hint="config.json, preprocessor_config.json, model.safetensors", revision=self.revision)
 
 
 @dataclass
@@ -89,21 +91,21 @@ class AudioEncoder:
         return field
 
 
-def load_audio_encoder(name: str, spec_params: Mapping[str, Any]) -> AudioEncoder:
-    """Load `audio_encoders.<name>` (`path` wins over `hub_id` when both are set)."""
+def load_audio_encoder(name: str, spec_params: Mapping[str, Any], gradient_checkpointing: bool = False) -> AudioEncoder:
+    """Load `audio_encoders.<name>` (`path` wins over `hub_id` when both are set), frozen; gradient checkpointing
+    only when asked for (fine-tuning XLS-R on a small GPU)."""
     import torch
-    from transformers import AutoModel, Wav2Vec2FeatureExtractor
+    from transformers import Wav2Vec2FeatureExtractor
 
     spec = AudioEncoderSpec.from_params(name, spec_params)
     ref = spec.weights()
     directory = locate(ref)
-    extractor = Wav2Vec2FeatureExtractor.from_pretrained(directory)
+    extractor = from_pretrained(ref, directory, Wav2Vec2FeatureExtractor)
     if int(extractor.feature_size) != 1:
         raise ValueError(f"audio_encoders.{name}: {directory} expects {extractor.feature_size}-channel features, not a raw waveform")
-    model = AutoModel.from_pretrained(directory, dtype=torch.float32)
+    model = load_model(ref, directory, gradient_checkpointing, dtype=torch.float32)
     if not hasattr(model, "_get_feat_extract_output_lengths"):
         raise ValueError(f"audio_encoders.{name}: {type(model).__name__} is not a wav2vec 2.0-family speech encoder")
-    model.eval()
     model.requires_grad_(False)
     return AudioEncoder(name=name, model=model, sample_rate=int(extractor.sampling_rate),
                         normalize=bool(extractor.do_normalize),

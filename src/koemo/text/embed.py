@@ -13,6 +13,11 @@ import numpy as np
 import pandas as pd
 
 from koemo.device import autocast_dtype, resolve_device  # noqa: F401  (re-exported for the stage)
+from koemo.errors import UserError
+
+
+class TooManyUnknownTokens(UserError):
+    """The tokenizer maps too much of the corpus to its unknown token: the embeddings would be of [UNK]s."""
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
@@ -77,8 +82,38 @@ def embed_texts(encoder, texts: Sequence[str], batch_size: int, device=None, pro
                      device=device, progress=progress, desc=f"embedding ({encoder.name})")
 
 
-def embed_labels(labels: pd.DataFrame, encoder, batch_size: int, device=None, progress: bool = True):
-    """One row per labels row (labels order); each distinct text is embedded once and mapped back.
+def unknown_token_share(encoder, ids: Sequence[Sequence[int]]) -> tuple[float, np.ndarray]:
+    """(share of all text tokens, special tokens excluded, that are the unknown token; that share per row)."""
+    if encoder.unk_id is None:
+        return 0.0, np.zeros(len(ids))
+    text_tokens = [[t for t in row if t not in encoder.special_ids] for row in ids]
+    unknown = np.array([sum(t == encoder.unk_id for t in row) for row in text_tokens], dtype=np.float64)
+    counts = np.array([len(row) for row in text_tokens], dtype=np.float64)
+    per_row = np.divide(unknown, counts, out=np.zeros_like(unknown), where=counts > 0)
+    return float(unknown.sum() / counts.sum()) if counts.sum() else 0.0, per_row
+
+
+def check_unknown_share(encoder, texts: Sequence[str], ids: Sequence[Sequence[int]], max_share: float) -> float:
+    """The unknown-token share, or a `TooManyUnknownTokens` naming the likely cause when it exceeds `max_share`."""
+    share, per_row = unknown_token_share(encoder, ids)
+    if share > max_share:
+        worst = int(per_row.argmax())
+        raise TooManyUnknownTokens(
+            f"{share:.1%} of the tokens of {len(texts)} distinct texts are the unknown token (more than "
+            f"text_embeddings.max_unknown_share = {max_share:.1%}), e.g. {per_row[worst]:.0%} of {texts[worst]!r}. "
+            f"The tokenizer of encoders.{encoder.name} ({encoder.source}) does not cover this Korean text: either it "
+            "lower-cases / strips accents, which splits Hangul into jamo its vocabulary lacks (a KoELECTRA or BERT copy "
+            "whose tokenizer_config.json lacks `\"do_lower_case\": false` does this; add it), or it is not a Korean "
+            "vocabulary (a wrong hub_id / path, or tokenizer files from another model). Fix the tokenizer files or the "
+            "encoder entry; raise text_embeddings.max_unknown_share only if this share is expected."
+        )
+    return share
+
+
+def embed_labels(labels: pd.DataFrame, encoder, batch_size: int, device=None, progress: bool = True,
+                 max_unknown_share: float = 1.0):
+    """One row per labels row (labels order); each distinct text is embedded once and mapped back. Refuses, before
+    embedding, a tokenizer that maps more than `max_unknown_share` of the text's tokens to its unknown token.
 
     Returns (embeddings, index frame `wav_id,row`, deterministic metrics, runtime figures).
     """
@@ -87,6 +122,7 @@ def embed_labels(labels: pd.DataFrame, encoder, batch_size: int, device=None, pr
     device = device if device is not None else resolve_device()
     codes, unique_texts = pd.factorize(labels["text"].astype(str), sort=True)
     ids = encoder.encode(list(unique_texts))
+    unknown_share = check_unknown_share(encoder, list(unique_texts), ids, max_unknown_share)
     start = time.perf_counter()
     unique_vectors = embed_ids(encoder.model, ids, encoder.pad_id, encoder.pooling, batch_size, device=device,
                                progress=progress, desc=f"embedding ({encoder.name})")
@@ -104,6 +140,7 @@ def embed_labels(labels: pd.DataFrame, encoder, batch_size: int, device=None, pr
         "max_length": encoder.max_length,
         "texts_at_max_length": int(sum(len(row) >= encoder.max_length for row in ids)),  # possibly truncated
         "mean_tokens": float(np.mean([len(row) for row in ids])) if ids else 0.0,
+        "unknown_token_share": unknown_share,  # of the distinct texts' tokens, special tokens excluded
     }
     runtime = {
         "seconds": seconds,

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from koemo.hub import MARKER, EncoderUnavailable, WeightsRef, describe_source, locate  # noqa: F401  (re-exported)
+from koemo.hub import (MARKER, EncoderUnavailable, WeightsRef, describe_source, from_pretrained,  # noqa: F401  (re-exported)
+                       load_model, locate)
 
 POOLINGS = ("cls", "mean")
 TOKENIZER_KINDS = ("auto", "sentencepiece")
-# Enough to load a model + tokenizer; the .bin is fetched only when a repo has no safetensors.
+# Enough to load a model + tokenizer (safetensors weights only).
 _HUB_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
               "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "*.safetensors", "*.safetensors.index.json")
 
@@ -33,6 +34,7 @@ class EncoderSpec:
     tokenizer: str
     pooling: str
     max_length: int
+    revision: str | None = None  # a hub commit pinning the weights
 
     @classmethod
     def from_params(cls, name: str, spec: Mapping[str, Any]) -> "EncoderSpec":
@@ -48,11 +50,11 @@ class EncoderSpec:
             raise ValueError(f"encoders.{name}.pooling={pooling!r}: expected one of {POOLINGS}")
         if max_length < 3:
             raise ValueError(f"encoders.{name}.max_length={max_length}: needs room for [CLS], a token and [SEP]")
-        return cls(name, hub_id or None, path or None, tokenizer, pooling, max_length)
+        return cls(name, hub_id or None, path or None, tokenizer, pooling, max_length, spec.get("revision") or None)
 
     def weights(self) -> WeightsRef:
         return WeightsRef("Text encoder", "encoders", self.name, self.hub_id, self.path, "tiny_encoders", _HUB_FILES,
-                          files_hint="config.json, weights, tokenizer files")
+                          files_hint="config.json, model.safetensors, tokenizer files", revision=self.revision)
 
 
 @dataclass
@@ -66,7 +68,9 @@ class Encoder:
     pad_id: int
     pooling: str
     max_length: int
-    source: str  # the hub id, "local-tiny", or "local:<path>"
+    source: str  # the hub id (@revision), "local-tiny", or "local:<path>"
+    unk_id: int | None = None                  # the tokenizer's unknown token
+    special_ids: frozenset[int] = frozenset()  # [CLS], [SEP], [PAD], …: not text, so not counted as tokens
 
     @property
     def dim(self) -> int:
@@ -77,24 +81,25 @@ class Encoder:
         return type(self.model).__name__
 
 
-def load_encoder(name: str, spec_params: Mapping[str, Any]) -> Encoder:
-    """Load `encoders.<name>` in float32 eval mode (`path` wins over `hub_id` when both are set)."""
+def load_encoder(name: str, spec_params: Mapping[str, Any], gradient_checkpointing: bool = False) -> Encoder:
+    """Load `encoders.<name>` in float32 eval mode (`path` wins over `hub_id` when both are set); gradient
+    checkpointing only when asked for (fine-tuning a large encoder on a small GPU)."""
     import torch
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoTokenizer
 
     spec = EncoderSpec.from_params(name, spec_params)
     ref = spec.weights()
     directory = locate(ref)
-    model = AutoModel.from_pretrained(directory, dtype=torch.float32)
-    model.eval()
+    model = load_model(ref, directory, gradient_checkpointing, dtype=torch.float32)
     if spec.tokenizer == "sentencepiece":
         from koemo.text.sp_tokenizer import SentencePieceBertTokenizer
 
         tokenizer = SentencePieceBertTokenizer.from_directory(directory, spec.max_length)
         encode = tokenizer.encode
         pad_id = tokenizer.pad_token_id
+        special_ids = frozenset(i for role, i in tokenizer.ids.items() if role != "unk")
     else:
-        tokenizer = AutoTokenizer.from_pretrained(directory)
+        tokenizer = from_pretrained(ref, directory, AutoTokenizer)
         if tokenizer.pad_token_id is None:
             raise ValueError(f"encoders.{name}: tokenizer at {directory} has no pad token")
 
@@ -102,9 +107,11 @@ def load_encoder(name: str, spec_params: Mapping[str, Any]) -> Encoder:
             return tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=spec.max_length)["input_ids"]
 
         pad_id = int(tokenizer.pad_token_id)
+        special_ids = frozenset(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
     config_pad = getattr(model.config, "pad_token_id", None)
     if config_pad is not None and int(config_pad) != pad_id and hasattr(model.embeddings, "padding_idx"):
         # RoBERTa derives position ids from the pad id; a mismatch would shift every position.
         raise ValueError(f"encoders.{name}: tokenizer pad id {pad_id} != model pad_token_id {config_pad}")
     return Encoder(name=name, model=model, encode=encode, tokenizer=tokenizer, pad_id=pad_id,
-                   pooling=spec.pooling, max_length=spec.max_length, source=describe_source(ref, directory))
+                   pooling=spec.pooling, max_length=spec.max_length, source=describe_source(ref, directory),
+                   unk_id=tokenizer.unk_token_id, special_ids=special_ids)
