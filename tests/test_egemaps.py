@@ -1,0 +1,91 @@
+"""eGeMAPS functionals: 88 named finite values, repeatable, pitch-sensitive, usable from a spawned process pool."""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from koemo.decode import decode_clip
+from koemo.features import egemaps
+from koemo.features.egemaps import F0_MEAN, EgemapsError, egemaps_functionals, functionals_of
+
+RATE = 16000
+
+
+def voiced(f0: float, seconds: float = 2.0, rate: int = RATE, seed: int = 0) -> np.ndarray:
+    """A vowel-like tone: harmonics of f0 with falling amplitude, a slow loudness swell and a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    wave = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))
+    wave *= 0.5 + 0.5 * np.sin(np.pi * t / seconds)
+    return (0.2 * wave / np.abs(wave).max() + 0.003 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def test_shape_finite_and_names():
+    values = egemaps_functionals(voiced(150.0), RATE)
+    assert values.dtype == np.float32 and values.shape == (88,) and np.isfinite(values).all()
+    names = egemaps.FEATURE_NAMES
+    assert len(names) == 88 == len(set(names)) and names[0] == F0_MEAN and names[-1] == "equivalentSoundLevel_dBp"
+
+
+def test_same_clip_gives_the_same_vector():
+    wave = voiced(180.0, seed=3)
+    assert np.array_equal(egemaps_functionals(wave, RATE), egemaps_functionals(wave.copy(), RATE))
+
+
+def test_pitch_orders_low_and_high_tones():
+    f0 = egemaps.FEATURE_NAMES.index(F0_MEAN)
+    low, high = (egemaps_functionals(voiced(hz), RATE)[f0] for hz in (120.0, 300.0))
+    assert low < high
+    # semitones above 27.5 Hz: 12·log2(f / 27.5)
+    assert abs(low - 12 * np.log2(120 / 27.5)) < 1.0 and abs(high - 12 * np.log2(300 / 27.5)) < 1.0
+
+
+def test_samples_beyond_full_scale_are_clipped_not_wrapped():
+    """openSMILE casts to int16 itself, which would wrap a 1.6 peak to a large negative sample (doubling loudness)."""
+    loud = voiced(150.0) * 8
+    assert np.array_equal(egemaps_functionals(loud, RATE), egemaps_functionals(np.clip(loud, -1, 1), RATE))
+
+
+@pytest.mark.parametrize("wave, reason", [(np.zeros(800, np.float32), "too_short"),
+                                          (np.full(RATE, np.nan, np.float32), "non_finite")])
+def test_unusable_clip_is_a_clear_value_error(wave, reason):
+    with pytest.raises(ValueError, match="eGeMAPS") as info:
+        egemaps_functionals(wave, RATE)
+    assert isinstance(info.value, EgemapsError) and info.value.reason == reason
+
+
+class NanSmile:
+    """Stands in for openSMILE returning NaN functionals."""
+
+    feature_names = ["f"] * 88
+
+    def __call__(self, wave, rate):
+        return np.full((1, 88, 1), np.nan, np.float32)
+
+
+def test_non_finite_output_is_a_clear_value_error(monkeypatch):
+    monkeypatch.setattr(egemaps, "smile", NanSmile)
+    with pytest.raises(EgemapsError, match="88 of 88 values not finite") as info:
+        egemaps_functionals(voiced(150.0), RATE)
+    assert info.value.reason == "non_finite"
+
+
+def test_spawned_process_pool_matches_inline(tmp_path):
+    paths = []
+    for i, hz in enumerate((110.0, 220.0, 330.0)):
+        paths.append(str(tmp_path / f"tone{i}.wav"))
+        sf.write(paths[-1], voiced(hz, rate=48000, seed=i), 48000, subtype="PCM_16")
+    paths += [str(tmp_path / "missing.wav"), str(tmp_path / "short.wav")]
+    sf.write(paths[-1], voiced(200.0, seconds=0.03, rate=48000), 48000, subtype="PCM_16")
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pooled = list(pool.map(partial(functionals_of, sample_rate=RATE), paths))
+    for path, (decoded, values) in zip(paths[:3], pooled):
+        assert values is not None and np.array_equal(values, egemaps_functionals(decode_clip(path, RATE).wave, RATE))
+        assert decoded.source_rate == 48000 and len(decoded.wave) == 2 * RATE
+    assert [(d.reason, v) for d, v in pooled[3:]] == [("missing", None), ("too_short", None)]
