@@ -156,6 +156,10 @@ def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str],
     trainer.accelerator.wait_for_everyone()
     if paths.resume_dir is not None and trainer.is_main_process:
         shutil.rmtree(paths.resume_dir, ignore_errors=True)
+        try:
+            Path(paths.resume_dir).parent.rmdir()  # data/.resume, once no other model waits there
+        except OSError:
+            pass
     return metrics, runtime
 
 

@@ -175,7 +175,9 @@ class Trainer:
             for epoch in range(result.epochs_run + 1, config.epochs + 1):
                 if result.epochs_run and _stopped(result, config, stale, valid):
                     break
-                _sampler_of(loader).set_epoch(epoch)
+                # accelerate's loader numbers its passes itself (0, 1, …) and hands that number to the sampler when a
+                # pass starts; setting it here keeps the batch order a function of the epoch, also after a resume
+                loader.set_epoch(epoch - 1)
                 start = time.perf_counter()
                 loss_sum, seen = self._train_epoch(model, loader, optimizer, scheduler, criterion, f"{tag} epoch {epoch}")
                 result.train_seconds += time.perf_counter() - start
