@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.koemo-installed
 # dvc.yaml's stage commands call `python`: make it the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test bench clean-venv
+.PHONY: demo test bench scale clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 ## make demo: run the whole DVC pipeline on the embedded demo corpus (a second run does nothing)
 demo: $(STAMP)
 	$(BIN)/dvc repro
+	$(BIN)/dvc checkout --relink --quiet  # outputs a rerun reproduced byte for byte stay copies until relinked
 	$(BIN)/dvc status
 
 ## make test: the test suite
@@ -24,7 +25,11 @@ test: $(STAMP)
 
 ## make bench: the benchmark scripts (print ratios measured side by side)
 bench: $(STAMP)
-	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+	for b in audio_features augment text_embeddings train_step; do $(BIN)/python benchmarks/$$b.py || exit 1; done
+
+## make scale: the data stages at N = 500 / 2,000 / 8,000 synthetic rows; growth exponents, 44k projection
+scale: $(STAMP)
+	$(BIN)/python benchmarks/scale.py $(SCALE_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

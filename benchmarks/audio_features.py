@@ -4,7 +4,7 @@ Synthesises `--clips` voice-like clips (3–6 s, 48 kHz 16-bit mono, like the AI
 so it needs no pipeline output. Reference-style `mel`: librosa.load at the native rate (torchaudio.load needs
 torchcodec, not installed) + torchaudio MelSpectrogram(n_fft=400, hop_length=160, n_mels=128) + AmplitudeToDB,
 cropped/padded per file; timed twice: the transform built per file (as the reference project's loop) and hoisted out of
-the loop (the strongest per-file baseline). Stage: `koemo.features.cache.extract_kind` as the stage runs it
+the loop (the strongest per-file baseline). Stage: `koemo.features.cache.extract_pass` as the stage runs it
 (thread-pool decode + soxr to 16 kHz, batched torch STFT, shards + index written), no augmentation. Also the
 reference project's `melmean` loop (librosa.load at 22,050 Hz + melspectrogram(n_mels=13) + power_to_db(ref=max) + mean)
 against the stage's melmean, and the GPU figure when CUDA is available. Paths alternate `--repeats` times;
@@ -80,15 +80,16 @@ def reference_melmean(paths) -> np.ndarray:
 
 
 def stage_run(labels, kind: str, workers: int, device, directory: Path) -> float:
-    """Wall seconds of `extract_kind` (pool, decode, features, shards, index) for this labels frame."""
+    """Wall seconds of the stage's pass (`extract_pass`: pool, decode, features, shards, index), no augmentation."""
     from koemo.features.augment import AugmentSpec
-    from koemo.features.cache import extract_kind
+    from koemo.features.cache import extract_pass
     from koemo.features.spectral import FeatureSpec
 
     spec = FeatureSpec.from_params(kind, AUDIO)
     out = Path(tempfile.mkdtemp(dir=directory))
     start = time.perf_counter()
-    metrics, _ = extract_kind(labels, spec, AugmentSpec(), out, workers, 64, device=device, progress=False)
+    metrics, _ = extract_pass(labels, [spec], AugmentSpec(), [out / kind], workers, float(AUDIO["batch_seconds"]),
+                              device=device, progress=False)
     wall = time.perf_counter() - start
     assert metrics["clips"] == len(labels) and metrics["failed"] == 0, metrics
     return wall

@@ -67,16 +67,6 @@ def stage(waves, batch_seconds: float, device):
     return out
 
 
-def log_spectral_distance(a: np.ndarray, b: np.ndarray) -> float:
-    import librosa
-
-    da = 10 * np.log10(np.abs(librosa.stft(a, n_fft=512)) ** 2 + 1e-10)
-    db = 10 * np.log10(np.abs(librosa.stft(b, n_fft=512)) ** 2 + 1e-10)
-    top = max(da.max(), db.max())
-    da, db = np.maximum(da, top - 80), np.maximum(db, top - 80)
-    return float(np.mean(np.sqrt(np.mean((da - db) ** 2, axis=0))))
-
-
 def best(fn, repeats: int):
     times, result = [], None
     for _ in range(repeats):
@@ -112,6 +102,8 @@ def main() -> None:
     base = rows["librosa loop, 2 processes (the old stage)"]
     for name, t in rows.items():
         print(f"  {name:48s} {t:7.2f} s = {seconds / t:7.0f}× real time → {base / t:5.2f}× the old stage")
+    from koemo.features.augment import log_spectral_distance
+
     stretch = [log_spectral_distance(o[0], r[0]) for o, r in zip(ours, ref)]
     pitch = [log_spectral_distance(o[1], r[1]) for o, r in zip(ours, ref)]
     print(f"equivalence (log-spectral distance to librosa, dB): stretch mean {np.mean(stretch):.3f} / max "

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from koemo.errors import UserError, run_stage
-from koemo.extraction import check_failures
+from koemo.extraction import LABEL_COLUMNS, check_failures
 from koemo.features.augment import AugmentSpec
-from koemo.features.cache import LABEL_COLUMNS, extract_pass, open_outputs
+from koemo.features.cache import extract_pass, open_outputs
 from koemo.features.spectral import KINDS, FeatureSpec
 from koemo.metrics import add_metrics_args, format_rate, write_metrics
 from koemo.params import load_params

@@ -1,4 +1,3 @@
-import pandas as pd
 import pytest
 
 from aihub_files import hex_id, make_row, write_release, write_wav

@@ -15,7 +15,7 @@ import torch
 import torchaudio
 import yaml
 
-from koemo.features.augment import AugmentSpec, add_noise, augment_batch, rng_for
+from koemo.features.augment import AugmentSpec, add_noise, augment_batch, log_spectral_distance, rng_for
 from koemo.decode import decode_clip, decode_clips
 from koemo.extraction import TooManyFailures, check_failures
 from koemo.features.cache import extract_pass
@@ -229,17 +229,6 @@ def test_augmentation_depends_only_on_seed_wav_method_copy_and_matches_librosa()
             assert log_spectral_distance(by[(method, 0)], ref) < 1.0, method   # dB, over the 80 dB below the peak
     with pytest.raises(ValueError, match="unknown"):
         AugmentSpec.from_params({"methods": ["reverb"], "copies": 1})
-
-
-def log_spectral_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean over frames of the RMS difference of the two log power spectra (dB, floored 80 dB below the peak)."""
-    import librosa
-
-    da = 10 * np.log10(np.abs(librosa.stft(a, n_fft=512)) ** 2 + 1e-10)
-    db = 10 * np.log10(np.abs(librosa.stft(b, n_fft=512)) ** 2 + 1e-10)
-    top = max(da.max(), db.max())
-    da, db = np.maximum(da, top - 80), np.maximum(db, top - 80)
-    return float(np.mean(np.sqrt(np.mean((da - db) ** 2, axis=0))))
 
 
 def test_too_many_failures_is_a_clear_error(corpus, tmp_path):

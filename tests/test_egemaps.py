@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from functools import partial
 
 import numpy as np
 import pytest
@@ -12,7 +9,7 @@ import soundfile as sf
 
 from koemo.decode import decode_clip
 from koemo.features import egemaps
-from koemo.features.egemaps import F0_MEAN, EgemapsError, egemaps_functionals, functionals_of
+from koemo.features.egemaps import F0_MEAN, EgemapsError, egemaps_functionals
 
 RATE = 16000
 
@@ -76,16 +73,28 @@ def test_non_finite_output_is_a_clear_value_error(monkeypatch):
     assert info.value.reason == "non_finite"
 
 
-def test_spawned_process_pool_matches_inline(tmp_path):
-    paths = []
+def test_the_cache_computes_rows_in_spawned_processes_equal_to_inline_and_lists_failures(tmp_path):
+    import pandas as pd
+
+    from koemo.features.egemaps import extract_egemaps
+    from koemo.shards import load_shards
+
+    rows = []
     for i, hz in enumerate((110.0, 220.0, 330.0)):
-        paths.append(str(tmp_path / f"tone{i}.wav"))
-        sf.write(paths[-1], voiced(hz, rate=48000, seed=i), 48000, subtype="PCM_16")
-    paths += [str(tmp_path / "missing.wav"), str(tmp_path / "short.wav")]
-    sf.write(paths[-1], voiced(200.0, seconds=0.03, rate=48000), 48000, subtype="PCM_16")
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pooled = list(pool.map(partial(functionals_of, sample_rate=RATE), paths))
-    for path, (decoded, values) in zip(paths[:3], pooled):
-        assert values is not None and np.array_equal(values, egemaps_functionals(decode_clip(path, RATE).wave, RATE))
-        assert decoded.source_rate == 48000 and len(decoded.wave) == 2 * RATE
-    assert [(d.reason, v) for d, v in pooled[3:]] == [("missing", None), ("too_short", None)]
+        path = tmp_path / f"tone{i}.wav"
+        sf.write(path, voiced(hz, rate=48000, seed=i), 48000, subtype="PCM_16")
+        rows.append((f"tone{i}", path))
+    sf.write(tmp_path / "short.wav", voiced(200.0, seconds=0.03, rate=48000), 48000, subtype="PCM_16")
+    sf.write(tmp_path / "silent.wav", np.zeros(48000, np.float32), 48000, subtype="PCM_16")
+    rows += [("missing", tmp_path / "missing.wav"), ("short", tmp_path / "short.wav"), ("silent", tmp_path / "silent.wav")]
+    labels = pd.DataFrame({"wav_id": [r[0] for r in rows], "wav_path": [str(r[1]) for r in rows], "split": "train",
+                           "fold": 0, "label": "neutral", "label_id": 2})
+    metrics, runtime = extract_egemaps(labels, tmp_path / "out", RATE, max_seconds=20, workers=2, batch_seconds=4,
+                                       min_rms_dbfs=-60.0, progress=False)
+    assert (metrics["clips_in"], metrics["clips"], metrics["failed"]) == (6, 3, 3)
+    assert metrics["failures_by_reason"] == {"missing": 1, "silent": 1, "too_short": 1}
+    index, values = load_shards(tmp_path / "out")
+    assert index["wav_id"].tolist() == ["tone0", "tone1", "tone2"] and values.shape == (3, 88)
+    for k in range(3):
+        assert np.array_equal(values[k], egemaps_functionals(decode_clip(str(rows[k][1]), RATE).wave, RATE))
+    assert runtime["workers"] == 2

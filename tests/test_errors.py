@@ -1,7 +1,6 @@
 """Stage scripts end a user-fixable error with its message (no traceback), and keep tracebacks for bugs."""
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

@@ -43,3 +43,23 @@ def test_outputs_get_umask_permissions(tmp_path):
 def test_json_is_stable(tmp_path):
     write_json(tmp_path / "a.json", {"b": 0.1234567891, "a": float("nan")})
     assert (tmp_path / "a.json").read_text() == '{\n  "a": null,\n  "b": 0.123457\n}\n'
+
+
+def test_a_killed_writers_temp_siblings_are_removed_by_the_next_write(tmp_path):
+    """kill -9 runs no `finally`: the next atomic write of the same target clears what it left (and nothing else)."""
+    import subprocess
+    import sys
+
+    script = ("import os, sys; from koemo.io import atomic_dir, atomic_path\n"
+              "with atomic_dir(sys.argv[1] + '/feats') as d:\n"
+              "    (d / 'half.npy').write_bytes(b'x')\n"
+              "    with atomic_path(sys.argv[1] + '/m.json') as f:\n"
+              "        f.write_text('half'); os.kill(os.getpid(), 9)\n")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=False)
+    (tmp_path / ".other.abc.tmp").write_text("not ours")
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert any(n.startswith(".feats.") for n in left) and any(n.startswith(".m.json.") for n in left)
+    with atomic_dir(tmp_path / "feats") as d:
+        (d / "a.npy").write_bytes(b"1")
+    write_json(tmp_path / "m.json", {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.abc.tmp", "feats", "m.json"]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from aihub_files import hex_id, make_row, write_release, write_wav
-from pipeline_repo import PipelineRepo
+from pipeline_repo import BIN, PipelineRepo
 
 pytestmark = pytest.mark.e2e
 
@@ -19,10 +19,12 @@ SMALL = {  # a corpus and models small enough for the whole pipeline to run in a
     "train_multimodal": {"epochs": 2},
     "train_wav2vec2": {"epochs": 3, "patience": 2},
     "train_fusion": {"epochs": 3, "patience": 2},
+    "train_egemaps": {"epochs": 3, "patience": 2},
 }
+MODELS = ("text", "audio", "multimodal", "wav2vec2", "fusion", "tfidf", "egemaps")
 TEXT_STAGES = {"train_text", "train_multimodal", "train_fusion", "stack"}
-AUDIO_STAGES = {"audio_features@mel", "audio_features@mfcc", "audio_features@melmean", "tiny_audio_encoders",
-                "ssl_features@tiny-wav2vec2", "train_audio", "train_wav2vec2"}
+AUDIO_STAGES = {"audio_features", "egemaps_features", "tiny_audio_encoders", "ssl_features@tiny-wav2vec2", "train_audio",
+                "train_wav2vec2", "train_egemaps"}
 
 
 def ran(output: str) -> set[str]:
@@ -55,19 +57,19 @@ def test_repro_on_demo_then_status_clean(demo_repo):
 
 def test_every_model_writes_predictions_and_metrics(demo_repo):
     table = pd.read_parquet(demo_repo.root / "data/labels.parquet")
-    for model in ("text", "audio", "multimodal", "wav2vec2", "fusion"):
+    for model in MODELS:
         predictions = pd.read_parquet(demo_repo.root / f"data/predictions/{model}.parquet")
         assert len(predictions) == len(table) and set(predictions["wav_id"]) == set(table["wav_id"])
         metrics = demo_repo.metrics(f"train_{model}")
         for key in ("test", "baseline", "collapsed", "oof"):
             assert key in metrics
     stack = demo_repo.metrics("stack")
-    assert set(stack["comparison_test"]) == {"stack", "majority_baseline", "text", "audio", "multimodal", "wav2vec2", "fusion"}
-    for kind in ("mel", "mfcc", "melmean"):
-        assert demo_repo.metrics(f"audio_features_{kind}")["clips"] == len(table)
+    assert set(stack["comparison_test"]) == {"stack", "majority_baseline", *MODELS}
+    features = demo_repo.metrics("audio_features")
+    assert features["clips"] == len(table) and features["kinds"] == ["mel", "melmean"]
+    assert demo_repo.metrics("egemaps_features")["clips"] == len(table)
 
 
-MODELS = ("text", "audio", "multimodal", "wav2vec2", "fusion")
 
 
 def test_predict_reproduces_the_pipelines_test_probabilities(demo_repo):
@@ -104,8 +106,9 @@ def test_predict_one_utterance_and_missing_modality(demo_repo):
     assert set(out["models"]) == {*MODELS, "stack"}
     assert abs(sum(out["models"]["stack"]["probabilities"].values()) - 1) < 1e-5
     text_only = json.loads(demo_repo.run("koemo", "predict", "--text", row["text"], "--json").stdout)["models"]
-    assert text_only["audio"] is None and text_only["stack"] is None          # needs the wav
+    assert text_only["audio"] is None and text_only["egemaps"] is None      # need the wav
     assert text_only["text"] == out["models"]["text"] and text_only["fusion"] is not None  # fusion survives it
+    assert text_only["tfidf"] == out["models"]["tfidf"]
     table = demo_repo.run("koemo", "predict", "--wav", row["wav_path"]).stdout
     assert "audio" in table and "skipped" in table
     broken = demo_repo.root / "broken.wav"
@@ -131,6 +134,44 @@ def test_predict_refuses_stale_or_missing_artefacts(demo_repo):
         assert done.returncode == 2 and "data/models/wav2vec2/config.json is missing" in done.stderr, done.stderr
     finally:
         (models / "wav2vec2.away").rename(models / "wav2vec2")
+    assert demo_repo.status_is_clean()
+
+
+def _kill_when(repo, command: list[str], ready, timeout: float = 300):
+    """Start `command` in the repo, SIGKILL it (and its children) as soon as `ready()` holds; returns once dead."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    run = subprocess.Popen(command, cwd=repo.root, env=repo.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    deadline = time.time() + timeout
+    while not ready():
+        assert run.poll() is None and time.time() < deadline, f"{command} ended before the moment to kill it"
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+
+
+def test_kill_9_mid_stage_then_repro_leaves_nothing_stray(demo_repo):
+    """kill -9 while audio_features writes its shards and while train_audio is between folds: `dvc repro` then
+    finishes, reuses train_audio's finished fold, and leaves no temp sibling, an intact dvclive and a clean status."""
+    root, dvc = demo_repo.root, str(BIN / "dvc")
+    _kill_when(demo_repo, [dvc, "repro", "-f", "-s", "train_audio"],
+               lambda: list((root / "data/.resume/audio").glob("*/fold0/fold_record.json")))
+    _kill_when(demo_repo, [dvc, "repro", "-f", "-s", "audio_features"],
+               lambda: any(p.name.startswith(".mel.") for p in (root / "data/features").iterdir()))
+    assert any(p.name.startswith((".mel.", ".melmean.")) for p in (root / "data/features").iterdir())  # what kill left
+    out = demo_repo.dvc("repro").stdout
+    assert "train_audio" in ran(out) and "fold 0: reused" in out, out
+    # audio_features reran, or came back from DVC's run cache (the same params and inputs ran before)
+    assert "audio_features" in ran(out) or "Stage 'audio_features' is cached" in out, out
+    stray = [p for p in root.rglob(".*") if p.name.endswith((".tmp", ".old")) and ".dvc" not in p.parts and ".git" not in p.parts]
+    assert not stray, stray
+    assert not (root / "data/.resume").exists()
+    assert {p.name for p in (root / "dvclive/audio/plots/metrics").iterdir()} == {"fold0", "fold1"}
+    assert (root / "dvclive/audio/metrics.json").is_file()
     assert demo_repo.status_is_clean()
 
 

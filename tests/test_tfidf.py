@@ -14,6 +14,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from koemo.train import tfidf
 from koemo.train.cv import plan_folds, predictions_frame, summarize
+from koemo.train.cv import kept_files
 from koemo.train.tfidf import TfidfFeatures, TfidfModel, TfidfParams, morphemes, run_tfidf_cv
 
 CLASSES = ["angry", "happiness", "sadness", "neutral"]
@@ -98,7 +99,10 @@ def test_saved_form_round_trips_to_identical_probabilities(labels, plans, fitted
     texts = labels["text"].to_numpy(dtype=object)
     for plan in plans:
         folder = out / f"fold{plan.fold}"
-        assert sorted(p.name for p in folder.iterdir()) == ["model.json", "vocabulary.json", "weights.safetensors"]
+        # the model's own files, plus the CV loop's record of the fold (what a resumed run would reuse)
+        assert sorted(p.name for p in kept_files(folder)) == ["model.json", "vocabulary.json", "weights.safetensors"]
+        assert sorted(p.name for p in folder.iterdir()) == ["fold_record.json", "model.json", "probabilities.safetensors",
+                                                            "vocabulary.json", "weights.safetensors"]
         loaded = TfidfModel.load(folder)
         assert np.array_equal(loaded.predict_proba(texts[plan.holdout]).astype(np.float32), result.oof[plan.holdout])
         test_sum += loaded.predict_proba(texts[plan.test])

@@ -375,3 +375,19 @@ def test_text_inputs_fine_tune_a_tiny_encoder(tmp_path):
     test = labels["split"].to_numpy() == "test"
     accuracy = (result.test[test].argmax(axis=1) == labels["label_id"].to_numpy()[test]).mean()
     assert accuracy > 0.9
+
+
+def test_near_collapse_is_reported_before_collapse(capsys):
+    """3.6 % of predictions for one class (recall 0.067) is not `collapsed` (> 90 % one class) but is flagged."""
+    from koemo.train.runner import warn_near_collapse
+
+    y_true = np.repeat([0, 1, 2, 3], 30)
+    y_pred = y_true.copy()
+    y_pred[y_true == 0] = np.r_[[0, 0], np.full(28, 2)]  # class 0 recovered twice in 30
+    report = classification_report(y_true, y_pred, CLASSES)
+    assert not report["collapsed"] and report["min_recall_class"] == "angry"
+    assert report["min_recall"] == pytest.approx(2 / 30)
+    warn_near_collapse("audio", {"test": report}, 0.2)
+    assert "test recall of 'angry' is 0.067, below train.warn_min_recall=0.2" in capsys.readouterr().err
+    warn_near_collapse("audio", {"test": report}, 0.05)
+    assert capsys.readouterr().err == ""

@@ -19,7 +19,8 @@ from typing import Sequence
 
 CHUNK = 256  # utterances predicted together in batch mode
 SKIPPED_NEEDS = {"text": "--text", "audio": "--wav", "wav2vec2": "--wav", "multimodal": "--wav and --text",
-                 "fusion": "--wav or --text", "stack": "every base model: --wav and --text"}
+                 "fusion": "--wav or --text", "tfidf": "--text", "egemaps": "--wav",
+                 "stack": "the inputs of every model it combines"}
 
 
 def _parser() -> argparse.ArgumentParser:

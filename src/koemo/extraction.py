@@ -20,11 +20,35 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from koemo.decode import Decoded, ordered_map
+from koemo.decode import Decoded, decode_clip, ordered_map, reject_silent
 from koemo.errors import UserError
 from koemo.metrics import format_rate
 
 FAILURE_COLUMNS = ["wav_id", "wav_path", "aug", "aug_copy", "reason", "detail"]
+# the index of a labelled cache (audio_features, egemaps_features): what each row is and where it trains
+INDEX_COLUMNS = {"wav_id": str, "aug": str, "aug_copy": "int64", "split": str, "fold": "int64", "label": str,
+                 "label_id": "int64"}
+LABEL_COLUMNS = ["wav_id", "wav_path", "split", "fold", "label", "label_id"]
+
+
+@dataclass(frozen=True)
+class ClipTask:
+    """What a decoding thread needs for one labels row."""
+
+    path: str
+    sample_rate: int
+    max_seconds: float       # the pass's crop: the longest any of its kinds reads
+    min_samples: int         # the longest analysis window of its kinds
+    min_rms_dbfs: float | None
+
+
+def load_clip(task: ClipTask) -> Decoded:
+    """Decode the clip's crop; reject it when silent or shorter than one analysis window."""
+    clip = reject_silent(decode_clip(task.path, task.sample_rate, task.max_seconds), task.min_rms_dbfs)
+    if clip.wave is not None and len(clip.wave) < task.min_samples:
+        return Decoded(None, "too_short", f"{len(clip.wave)} samples at {task.sample_rate} Hz < one window "
+                                          f"({task.min_samples})", clip.source_rate, clip.channels, clip.file_seconds)
+    return clip
 
 
 class TooManyFailures(UserError):

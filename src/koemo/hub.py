@@ -26,6 +26,12 @@ _TRUE = {"1", "true", "yes", "on"}
 _log = logging.getLogger(__name__)
 
 
+def unknown_entry(kind: str, section: str, name: str, registry, key: str = "the stage argument") -> "EncoderUnavailable":
+    """The error for an encoder name that params.yaml's `section` (encoders | audio_encoders) does not list."""
+    return EncoderUnavailable(f"{key} names {kind.lower()} {name!r}, which params.yaml `{section}` does not list "
+                              f"(known: {', '.join(registry)}); add `{section}.{name}` or pick a listed one.")
+
+
 class EncoderUnavailable(UserError):
     """An encoder's weights are neither at its path, nor cached, nor downloadable."""
 

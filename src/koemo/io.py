@@ -23,11 +23,35 @@ def _umask() -> int:
     return mask
 
 
+def remove_stale_temps(target: Path) -> list[Path]:
+    """Delete what an earlier, killed writer of `target` left beside it (`.<name>.*.tmp`, `.<name>.old`): a `kill -9`
+    runs no cleanup, and nothing else would ever remove them. Returns what was removed."""
+    stale = [*target.parent.glob(f".{glob_escape(target.name)}.*.tmp"), target.with_name(f".{target.name}.old")]
+    removed = []
+    for leftover in stale:
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        elif leftover.exists() or leftover.is_symlink():
+            leftover.unlink(missing_ok=True)
+        else:
+            continue
+        removed.append(leftover)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """`name` with glob metacharacters escaped, so a file called `a[1]` matches only itself."""
+    import glob
+
+    return glob.escape(name)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path in the target's directory; move it onto `path` only if the block succeeds."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -45,6 +69,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temp directory; on success it replaces `path` as a whole."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
     try:

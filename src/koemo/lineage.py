@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from koemo.io import jsonable
 
-BASE_MODELS = ("text", "audio", "multimodal", "wav2vec2", "fusion")
+BASE_MODELS = ("text", "audio", "multimodal", "wav2vec2", "fusion", "tfidf", "egemaps")
 
 
 def lookup(params: Mapping[str, Any], key: str) -> Any:
@@ -37,6 +37,8 @@ def used_keys(model: str, params: Mapping[str, Any]) -> list[str]:
         keys += ["audio.sample_rate", "audio.min_rms_dbfs", "audio.augment", f"audio.{params['train_audio']['features']}"]
     if model == "multimodal":  # originals only
         keys += ["audio.sample_rate", "audio.min_rms_dbfs", f"audio.{params['train_multimodal']['audio_features']}"]
+    if model == "egemaps":
+        keys += ["audio.sample_rate", "audio.min_rms_dbfs", "egemaps"]
     if model in ("wav2vec2", "fusion"):
         keys += ["ssl.model", f"audio_encoders.{params['ssl']['model']}", "ssl_features.chunk_seconds", "audio.min_rms_dbfs"]
     return keys

@@ -52,6 +52,9 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, classes: Seque
         "rows": int(len(y_true)),
         "accuracy": float(np.mean(y_true == y_pred)),  # WA: weighted (overall) accuracy
         "ua": float(recall[present].mean()),
+        # near-collapse shows here before `collapsed` trips: one class almost never predicted
+        "min_recall": float(recall[present].min()),
+        "min_recall_class": classes[int(np.flatnonzero(present)[recall[present].argmin()])],
         "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
         "weighted_f1": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
         "per_class": {name: {"precision": float(precision[k]), "recall": float(recall[k]), "f1": float(f1[k]),

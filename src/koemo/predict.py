@@ -26,7 +26,9 @@ from koemo.lineage import differences, used_params
 from koemo.params import load_params
 
 MODELS_DIR = Path("data/models")
-NEEDS = {"text": ("text",), "audio": ("wav",), "multimodal": ("text", "wav"), "wav2vec2": ("wav",), "fusion": ()}
+WEIGHTS = {"tfidf": "weights.safetensors"}  # a fold's weights file, where it is not a network's model.safetensors
+NEEDS = {"text": ("text",), "audio": ("wav",), "multimodal": ("text", "wav"), "wav2vec2": ("wav",), "fusion": (),
+         "tfidf": ("text",), "egemaps": ("wav",)}
 
 
 class PredictError(UserError):
@@ -104,8 +106,9 @@ class Predictor:
             for line in differences(config.get("params", {}), used_params(model, self.params)):
                 problems.append(f"  data/models/{model}: {line}")
             for k in range(int(config["folds"])):
-                if not (self.root / MODELS_DIR / model / f"fold{k}" / "model.safetensors").is_file():
-                    problems.append(f"  data/models/{model}/fold{k}/model.safetensors is missing")
+                weights = WEIGHTS.get(model, "model.safetensors")
+                if not (self.root / MODELS_DIR / model / f"fold{k}" / weights).is_file():
+                    problems.append(f"  data/models/{model}/fold{k}/{weights} is missing")
         if problems:
             raise PredictError("the models in data/models are incomplete or were built with other params than "
                                "params.yaml (recorded → now):\n" + "\n".join(problems[:20]) +
@@ -131,13 +134,14 @@ class Predictor:
 
     def _waves(self, paths: Sequence[str], rate: int, min_samples: int, needs: str) -> list[np.ndarray]:
         """Mono float32 at `rate`, as the stages decode them (each clip once per call, whichever models read it);
-        every unusable clip listed in one error."""
-        from koemo.decode import decode_clip
+        every unusable clip listed in one error — a silent one too (`audio.min_rms_dbfs`): the stages drop those,
+        and any model would still answer them with confidence."""
+        from koemo.decode import decode_clip, reject_silent
 
         waves, bad = [], []
         for path in paths:
             if (path, rate) not in self._decoded:
-                self._decoded[(path, rate)] = decode_clip(path, rate)
+                self._decoded[(path, rate)] = reject_silent(decode_clip(path, rate), self.params["audio"].get("min_rms_dbfs"))
             clip, row = self._decoded[(path, rate)], self._row.get(path, "?")
             if clip.wave is None:
                 bad.append(f"  row {row}: {path}: {clip.reason} ({clip.detail})")
@@ -154,8 +158,22 @@ class Predictor:
 
         spec = FeatureSpec.from_params(kind, self.params["audio"])
         extractor = self._once(f"extractor:{kind}", lambda: FeatureExtractor(spec, self.device))
-        waves = self._waves(paths, spec.sample_rate, spec.min_samples, f"one {kind} window")
+        waves = [w[:spec.crop_samples] for w in self._waves(paths, spec.sample_rate, spec.min_samples, f"one {kind} window")]
         return np.concatenate([extractor(waves[i:i + self.batch_size]) for i in range(0, len(waves), self.batch_size)])
+
+    def _egemaps(self, paths: Sequence[str]) -> np.ndarray:
+        """`egemaps_features` rows [n, 88]: the functionals of each clip's first `egemaps.max_seconds`."""
+        from koemo.features.egemaps import MIN_SECONDS, EgemapsError, egemaps_functionals
+
+        rate = int(self.params["audio"]["sample_rate"])
+        crop = int(round(float(self.params["egemaps"]["max_seconds"]) * rate))
+        rows = []
+        for path, wave in zip(paths, self._waves(paths, rate, int(MIN_SECONDS * rate), "openSMILE's shortest clip")):
+            try:
+                rows.append(egemaps_functionals(wave[:crop], rate))
+            except EgemapsError as err:
+                raise PredictError(f"row {self._row.get(path, '?')}: {path}: {err}") from None
+        return np.stack(rows)
 
     def _ssl_features(self, paths: Sequence[str]) -> np.ndarray:
         """`ssl_features@<ssl.model>` rows: [n, layers, dim], through the cache's float16 as training saw them."""
@@ -225,19 +243,38 @@ class Predictor:
         return self._fold_mean("audio", network, lambda k: self._batches({"features": features}))
 
     def _predict_multimodal(self, texts: list[str], paths: list[str]) -> np.ndarray:
-        from safetensors.numpy import load_file
-
         from koemo.train.multimodal import MultimodalConv1D
 
         x = np.concatenate([self._sentence_embeddings(texts),
-                            self._features(self._spec("multimodal")["audio_features"], paths)], axis=1).astype(np.float32)
-        network = MultimodalConv1D.from_params(x.shape[1], len(self.classes), self._spec("multimodal"))
+                            self._features(self._spec("multimodal")["audio_features"], paths)], axis=1)
+        return self._standardised_fold_mean(
+            "multimodal", x, lambda width: MultimodalConv1D.from_params(width, len(self.classes), self._spec("multimodal")))
 
-        def standardised(k: int) -> dict[str, np.ndarray]:
-            scaler = load_file(str(self.root / MODELS_DIR / "multimodal" / f"fold{k}" / "scaler.safetensors"))
+    def _predict_tfidf(self, texts: list[str]) -> np.ndarray:
+        """Mean over the fold models (vocabulary + idf + coefficients, no pickle) of their probabilities."""
+        from koemo.train.tfidf import TfidfModel
+
+        folds = [self._once(f"tfidf:{k}", lambda k=k: TfidfModel.load(self.root / MODELS_DIR / "tfidf" / f"fold{k}"))
+                 for k in range(int(self.configs["tfidf"]["folds"]))]
+        return (sum(model.predict_proba(texts) for model in folds) / len(folds)).astype(np.float32)
+
+    def _predict_egemaps(self, paths: list[str]) -> np.ndarray:
+        from koemo.train.egemaps import EgemapsMLP
+
+        return self._standardised_fold_mean("egemaps", self._egemaps(paths),
+                                            lambda width: EgemapsMLP.from_params(width, len(self.classes), self._spec("egemaps")))
+
+    def _standardised_fold_mean(self, model: str, x: np.ndarray, make) -> np.ndarray:
+        """A `VectorInputs` model: each fold standardises with its own saved scaler, then its network predicts."""
+        from safetensors.numpy import load_file
+
+        x = np.asarray(x, dtype=np.float32)
+
+        def standardised(k: int) -> list[dict[str, np.ndarray]]:
+            scaler = load_file(str(self.root / MODELS_DIR / model / f"fold{k}" / "scaler.safetensors"))
             return self._batches({"features": ((x - scaler["mean"]) / scaler["scale"]).astype(np.float32)})
 
-        return self._fold_mean("multimodal", network, standardised)
+        return self._fold_mean(model, make(x.shape[1]), standardised)
 
     def _predict_wav2vec2(self, paths: list[str]) -> np.ndarray:
         from koemo.ssl.heads import SSLClassifier
@@ -312,7 +349,8 @@ class Predictor:
                 t, p = [texts[i] for i in rows], [paths[i] for i in rows]
                 probs[rows] = {"text": lambda: self._predict_text(t), "audio": lambda: self._predict_audio(p),
                                "multimodal": lambda: self._predict_multimodal(t, p),
-                               "wav2vec2": lambda: self._predict_wav2vec2(p)}[model]()
+                               "wav2vec2": lambda: self._predict_wav2vec2(p), "tfidf": lambda: self._predict_tfidf(t),
+                               "egemaps": lambda: self._predict_egemaps(p)}[model]()
             out[model] = probs
         learner = MetaLearner.from_json(self.meta)
         stack = np.full((n, c), np.nan, dtype=np.float32)

@@ -194,3 +194,15 @@ def augment_batch(waves: Sequence[np.ndarray], wav_ids: Sequence[str], sample_ra
             y = add_noise(wave, spec, rng_for(spec.seed, wav_id, method, copy)) if method == "noise" else made[method][i]
             out[i].append((method, copy, y))
     return out
+
+
+def log_spectral_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over frames of the RMS difference of two clips' log power spectra (dB; 512-point STFT, each floored 80 dB
+    below the louder peak, as the features' top_db is): how far the batched augmentation is from librosa's."""
+    import librosa
+
+    da = 10 * np.log10(np.abs(librosa.stft(a, n_fft=512)) ** 2 + 1e-10)
+    db = 10 * np.log10(np.abs(librosa.stft(b, n_fft=512)) ** 2 + 1e-10)
+    top = max(da.max(), db.max())
+    da, db = np.maximum(da, top - 80), np.maximum(db, top - 80)
+    return float(np.mean(np.sqrt(np.mean((da - db) ** 2, axis=0))))

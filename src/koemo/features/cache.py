@@ -12,43 +12,17 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from koemo.decode import Decoded, decode_clip, reject_silent
-from koemo.extraction import Batcher, PassStats, budget_slices, pass_metrics, pass_runtime, run_pass, write_failures
+from koemo.extraction import (INDEX_COLUMNS, LABEL_COLUMNS, Batcher, ClipTask, PassStats, budget_slices, load_clip,
+                              pass_metrics, pass_runtime, run_pass, write_failures)
 from koemo.features.augment import N_FFT, AugmentSpec, augment_batch
 from koemo.features.spectral import FeatureExtractor, FeatureSpec
 from koemo.shards import ShardWriter
-
-INDEX_COLUMNS = {"wav_id": str, "aug": str, "aug_copy": "int64", "split": str, "fold": "int64", "label": str,
-                 "label_id": "int64"}
-LABEL_COLUMNS = ["wav_id", "wav_path", "split", "fold", "label", "label_id"]
-
-
-@dataclass(frozen=True)
-class ClipTask:
-    """What a decoding thread needs for one labels row."""
-
-    path: str
-    sample_rate: int
-    max_seconds: float       # the pass's crop: the longest any of its kinds reads
-    min_samples: int         # the longest analysis window of its kinds
-    min_rms_dbfs: float | None
-
-
-def load_clip(task: ClipTask) -> Decoded:
-    """Decode the clip's crop; reject it when silent or shorter than one analysis window."""
-    clip = reject_silent(decode_clip(task.path, task.sample_rate, task.max_seconds), task.min_rms_dbfs)
-    if clip.wave is not None and len(clip.wave) < task.min_samples:
-        return Decoded(None, "too_short", f"{len(clip.wave)} samples at {task.sample_rate} Hz < one window "
-                                          f"({task.min_samples})", clip.source_rate, clip.channels, clip.file_seconds)
-    return clip
-
 
 class KindWriter:
     """One kind of the pass: its extractor, its shard writer, and row batches cut by the audio budget."""

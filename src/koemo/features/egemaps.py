@@ -5,7 +5,7 @@ binary, so it runs offline).
 
 Clips come from `koemo.decode.decode_clip` (mono float32 at the feature rate, 16 kHz). The Smile object is built
 lazily once per process (a module-level cache), so a spawned `ProcessPoolExecutor` worker builds its own on its
-first clip; `functionals_of` is the picklable worker for such a pool. openSMILE is single-threaded, about 75 ms of
+first clip (`extract_egemaps` runs such a pool). openSMILE is single-threaded, about 75 ms of
 CPU per 4 s clip (~50x real time per core).
 
 A clip openSMILE cannot describe (shorter than `MIN_SECONDS`, or any non-finite value) raises `EgemapsError`, a
@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import functools
 import warnings
+from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
+import pandas as pd
 
-from koemo.decode import Decoded, decode_clip
 
 N_FEATURES = 88
 F0_MEAN = "F0semitoneFrom27.5Hz_sma3nz_amean"  # mean F0 of voiced frames, in semitones above 27.5 Hz
@@ -70,13 +72,65 @@ def egemaps_functionals(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     return values
 
 
-def functionals_of(path: str, sample_rate: int) -> tuple[Decoded, np.ndarray | None]:
-    """Pool worker: decode one clip and compute its functionals. On success the Decoded keeps its wave (the clip
-    pass counts seconds and lengths from it); on failure it carries the reason and the features are None."""
-    decoded = decode_clip(path, sample_rate)
-    if decoded.wave is None:
-        return decoded, None
+def extract_egemaps(labels: pd.DataFrame, out_dir: Path, sample_rate: int, max_seconds: float, workers: int,
+                    batch_seconds: float, min_rms_dbfs: float | None = None,
+                    progress: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `egemaps` cache: each clip's crop decoded by the shared clip pass (threads), its functionals computed by
+    `workers` spawned processes (openSMILE is single-threaded), rows in float32 shards; a clip openSMILE cannot
+    describe is listed in failures.csv like a decoding failure. Returns (metrics, runtime)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    from koemo.extraction import (INDEX_COLUMNS, LABEL_COLUMNS, Batcher, ClipTask, PassStats, load_clip, pass_runtime,
+                                  run_pass, write_failures)
+    from koemo.shards import ShardWriter
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    writer = ShardWriter(out_dir, (N_FEATURES,), INDEX_COLUMNS)
+    records = labels[LABEL_COLUMNS].to_dict("records")
+    paths = {str(r["wav_id"]): str(r["wav_path"]) for r in records}
+    tasks = (ClipTask(str(r["wav_path"]), sample_rate, max_seconds, int(MIN_SECONDS * sample_rate), min_rms_dbfs)
+             for r in records)
+    stats = PassStats()
+    workers = max(1, int(workers))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as functionals:
+        def process(waves: list[np.ndarray], metas: list[dict[str, Any]]) -> None:
+            rows, kept = [], []
+            for meta, (row, reason, detail) in zip(metas, functionals.map(_row_of, waves, [sample_rate] * len(waves))):
+                if row is None:
+                    stats.failures.append((meta["wav_id"], paths[meta["wav_id"]], "", 0, reason, detail))
+                else:
+                    rows.append(row)
+                    kept.append(meta)
+            if rows:
+                writer.add(np.stack(rows), kept)
+
+        def meta_of(r: Mapping[str, Any]) -> dict[str, Any]:
+            return {"wav_id": str(r["wav_id"]), "aug": "", "aug_copy": 0, "split": str(r["split"]), "fold": int(r["fold"]),
+                    "label": str(r["label"]), "label_id": int(r["label_id"])}
+
+        run_pass(records, tasks, load_clip, Batcher(process, max_samples=int(batch_seconds * sample_rate)), meta_of,
+                 ThreadPoolExecutor(max_workers=2), window=16, desc="egemaps_features", sample_rate=sample_rate,
+                 stats=stats, progress=progress)
+    index = writer.close()
+    failed = write_failures(out_dir, stats)
+    reasons = failed["reason"].value_counts().sort_index()
+    metrics = {"features": N_FEATURES, "feature_set": "eGeMAPSv02 functionals (openSMILE)", "clips_in": stats.clips_in,
+               "clips": int(len(index)), "failed": int(stats.clips_in - len(index)),
+               "failures_by_reason": {str(k): int(v) for k, v in reasons.items()}, "audio_seconds": stats.seconds,
+               "max_seconds": float(max_seconds), "cropped_clips": int((np.asarray(stats.file_seconds) > max_seconds).sum()),
+               "sample_rate": int(sample_rate), "shards": writer.shards, "min_rms_dbfs": min_rms_dbfs}
+    import torch
+
+    runtime = {**pass_runtime(stats, torch.device("cpu")), "workers": workers,
+               "clips_per_second": len(index) / stats.wall if stats.wall > 0 else None}
+    return metrics, runtime
+
+
+def _row_of(wave: np.ndarray, sample_rate: int) -> tuple[np.ndarray | None, str, str]:
+    """Pool worker: (functionals, "", "") or (None, reason, detail)."""
     try:
-        return decoded, egemaps_functionals(decoded.wave, sample_rate)
+        return egemaps_functionals(wave, sample_rate), "", ""
     except EgemapsError as err:
-        return Decoded(None, err.reason, str(err), decoded.source_rate, decoded.channels), None
+        return None, err.reason, str(err)

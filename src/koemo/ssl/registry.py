@@ -13,15 +13,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from koemo.hub import EncoderUnavailable, WeightsRef, describe_source, from_pretrained, load_model, locate
+from koemo.hub import EncoderUnavailable, unknown_entry, WeightsRef, describe_source, from_pretrained, load_model, locate
 
 _HUB_FILES = ("config.json", "preprocessor_config.json", "*.safetensors", "*.safetensors.index.json")
 
 
 def unknown_audio_encoder(name: str, registry: Mapping[str, Any], key: str = "the stage argument") -> EncoderUnavailable:
-    """The error for an audio encoder name that params.yaml's `audio_encoders` does not list."""
-    return EncoderUnavailable(f"{key} names audio encoder {name!r}, which params.yaml `audio_encoders` does not list "
-                              f"(known: {', '.join(registry)}); add `audio_encoders.{name}` or pick a listed one.")
+    """The error for a name that params.yaml's `audio_encoders` does not list."""
+    return unknown_entry("Audio encoder", "audio_encoders", name, registry, key)
 
 
 @dataclass(frozen=True)

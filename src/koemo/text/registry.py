@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from koemo.hub import (MARKER, EncoderUnavailable, WeightsRef, describe_source, from_pretrained,  # noqa: F401  (re-exported)
+from koemo.hub import (MARKER, EncoderUnavailable, unknown_entry, WeightsRef, describe_source, from_pretrained,  # noqa: F401  (re-exported)
                        load_model, locate)
 
 POOLINGS = ("cls", "mean")
@@ -21,9 +21,8 @@ _HUB_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special
 
 
 def unknown_encoder(name: str, registry: Mapping[str, Any], key: str = "the stage argument") -> EncoderUnavailable:
-    """The error for a text encoder name that params.yaml's `encoders` does not list."""
-    return EncoderUnavailable(f"{key} names text encoder {name!r}, which params.yaml `encoders` does not list "
-                              f"(known: {', '.join(registry)}); add `encoders.{name}` or pick a listed one.")
+    """The error for a name that params.yaml's `encoders` does not list."""
+    return unknown_entry("Text encoder", "encoders", name, registry, key)
 
 
 @dataclass(frozen=True)

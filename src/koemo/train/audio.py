@@ -4,7 +4,7 @@ its fold builder: originals for every role, plus only the fitting rows' augmente
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd

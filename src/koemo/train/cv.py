@@ -147,26 +147,37 @@ def check_no_leak(job: FoldJob, plan: FoldPlan, wav_ids: np.ndarray) -> None:
 RECORD = "fold_record.json"  # written last: its presence means the fold is complete
 PROBABILITIES = "probabilities.safetensors"
 CHECKPOINT = "checkpoint.pt"  # the fold in progress: its last finished epoch (Trainer.fit)
-KEPT_FILES = ("model.safetensors",)  # with the job's files and arrays: what a model directory holds per fold
 
 
-def save_fold(fold_dir: Path, job: FoldJob, record: FoldRecord, held: np.ndarray, test: np.ndarray) -> None:
+@dataclass
+class FoldOutcome:
+    """One trained fold model: its record, its held-out and test probabilities, and how it saves itself."""
+
+    record: FoldRecord
+    held: np.ndarray             # [len(plan.holdout), classes]
+    test: np.ndarray             # [len(plan.test), classes]
+    save: Callable[[Path], list[str]]  # writes the model's files into a fold directory, returns their names
+
+
+#: (plan, the fold's directory for checkpoints or None) → the trained fold. `torch_folds` for the networks; any
+#: other model (e.g. `train.tfidf`) plugs its own in and gets the same loop, resume and outputs.
+FoldTrainer = Callable[[FoldPlan, "Path | None"], FoldOutcome]
+
+
+def save_fold(fold_dir: Path, outcome: FoldOutcome) -> None:
+    """The fold's model files, its probabilities and, written last, its record (the mark of a complete fold)."""
     import json
 
-    from koemo.io import write_json, write_text
+    from koemo.io import write_text
 
     fold_dir.mkdir(parents=True, exist_ok=True)
-    save_model_weights(job.model, fold_dir / "model.safetensors")
-    for name, content in job.files.items():
-        write_json(fold_dir / name, content)
-    for name, arrays in job.arrays.items():
-        save_arrays(fold_dir / name, arrays)
-    save_arrays(fold_dir / PROBABILITIES, {"holdout": held, "test": test})
-    fit = record.fit
+    kept = outcome.save(fold_dir)
+    save_arrays(fold_dir / PROBABILITIES, {"holdout": outcome.held, "test": outcome.test})
+    record, fit = outcome.record, outcome.record.fit
     # Unrounded (repr floats round-trip exactly), unlike koemo's metrics files: a reused fold must give the
     # same metrics and curves to the last bit.
     write_text(fold_dir / RECORD, json.dumps({
-        "fold": record.fold, "kept": sorted([*KEPT_FILES, *job.files, *job.arrays]),
+        "fold": record.fold, "kept": sorted(kept),
         "fit": {"epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, "best_valid_macro_f1": fit.best_valid_macro_f1,
                 "history": fit.history, "train_samples": fit.train_samples, "train_seconds": fit.train_seconds},
         "trained_ids": sorted(record.trained_ids), "valid_ids": sorted(record.valid_ids),
@@ -196,51 +207,83 @@ def kept_files(fold_dir: Path) -> list[Path]:
     return [fold_dir / name for name in json.loads((fold_dir / RECORD).read_text(encoding="utf-8"))["kept"]]
 
 
-def run_cv(labels: pd.DataFrame, plans: Sequence[FoldPlan], build: Callable[[FoldPlan], FoldJob], trainer: Trainer,
-           out_dir: str | Path | None = None, resume: bool = False) -> CVResult:
-    """Train one model per plan; collect OOF and mean test probabilities; save each fold (weights, files, its
-    probabilities and record) in `out_dir/fold<k>/` as it completes. With `resume`, a fold already complete there
-    is reused instead of trained, and a fold in progress continues from its last epoch checkpoint."""
-    n, c = len(labels), trainer.n_classes
-    wav_ids = labels["wav_id"].astype(str).to_numpy()
-    y = labels["label_id"].to_numpy(dtype=np.int64)
-    oof = np.full((n, c), np.nan, dtype=np.float32)
-    test_sum = np.zeros((n, c), dtype=np.float64)
+def cross_validate(labels: pd.DataFrame, plans: Sequence[FoldPlan], train_fold: FoldTrainer, n_classes: int,
+                   out_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
+                   saves: bool = True) -> CVResult:
+    """The one K-fold loop: train one model per plan, collect OOF and fold-mean test probabilities, save each fold
+    (model files, probabilities, record) in `out_dir/fold<k>/` as it completes. With `resume`, a fold complete
+    there is reused instead of trained (a fold in progress may continue from its own checkpoint)."""
+    n = len(labels)
+    oof = np.full((n, n_classes), np.nan, dtype=np.float32)
+    test_sum = np.zeros((n, n_classes), dtype=np.float64)
     cv_fold = np.full(n, -1, dtype=np.int64)
     cv_fold[labels["split"].to_numpy() == "train"] = NOT_HELD_OUT
     records = []
-    for plan in tqdm(plans, desc="folds", unit="fold", disable=not trainer.config.progress):
+    for plan in tqdm(plans, desc="folds", unit="fold", disable=not progress):
         fold_dir = Path(out_dir) / f"fold{plan.fold}" if out_dir is not None else None
         done = load_fold(fold_dir) if resume and fold_dir is not None else None
         if done is not None:
             record, held, test = done
             print(f"fold {plan.fold}: reused (complete in {fold_dir})", flush=True)
         else:
-            seed_everything(trainer.config.seed + plan.fold, trainer.device)  # model init + dropout + augmentation
-            job = build(plan)
-            check_no_leak(job, plan, wav_ids)
-            checkpoint = fold_dir / CHECKPOINT if fold_dir is not None and trainer.is_main_process else None
-            fit = trainer.fit(job.model, job.train, job.valid, tag=f"fold{plan.fold}", checkpoint=checkpoint)
-            prior = class_prior(y[present(plan.fit, job.absent)], c).astype(np.float32)
-            held = np.tile(prior, (len(plan.holdout), 1))
-            held[np.isin(plan.holdout, job.absent, invert=True)] = trainer.predict(job.model, job.holdout)
-            test = np.tile(prior, (len(plan.test), 1))
-            test[np.isin(plan.test, job.absent, invert=True)] = trainer.predict(job.model, job.test)
-            report = classification_report(y[plan.holdout], held.argmax(axis=1), list(map(str, range(c))))
-            record = FoldRecord(plan.fold, fit, set(job.train.ids), set(job.valid.ids) if job.valid else set(),
-                                set(wav_ids[plan.holdout]), report)
-            if fold_dir is not None and trainer.is_main_process:
-                save_fold(fold_dir, job, record, held, test)
+            outcome = train_fold(plan, fold_dir)
+            record, held, test = outcome.record, outcome.held, outcome.test
+            if fold_dir is not None and saves:
+                save_fold(fold_dir, outcome)
         if np.isfinite(oof[plan.holdout]).any():
             raise AssertionError(f"fold {plan.fold}: a row already has an OOF prediction")
         oof[plan.holdout] = held
         cv_fold[plan.holdout] = plan.fold
         test_sum[plan.test] += test
         records.append(record)
-    test = np.full((n, c), np.nan, dtype=np.float32)
+    test = np.full((n, n_classes), np.nan, dtype=np.float32)
     test_rows = plans[0].test if plans else np.array([], dtype=np.int64)
     test[test_rows] = (test_sum[test_rows] / max(len(plans), 1)).astype(np.float32)
     return CVResult(oof, test, cv_fold, records)
+
+
+def torch_folds(labels: pd.DataFrame, build: Callable[[FoldPlan], FoldJob], trainer: Trainer) -> FoldTrainer:
+    """Fold models trained by the one `Trainer`: seeded per fold, checked for leaks, checkpointed per epoch; rows the
+    builder marks `absent` get the fold's training class prior."""
+    wav_ids = labels["wav_id"].astype(str).to_numpy()
+    y = labels["label_id"].to_numpy(dtype=np.int64)
+    c = trainer.n_classes
+
+    def train(plan: FoldPlan, fold_dir: Path | None) -> FoldOutcome:
+        seed_everything(trainer.config.seed + plan.fold, trainer.device)  # model init + dropout + augmentation
+        job = build(plan)
+        check_no_leak(job, plan, wav_ids)
+        checkpoint = fold_dir / CHECKPOINT if fold_dir is not None and trainer.is_main_process else None
+        fit = trainer.fit(job.model, job.train, job.valid, tag=f"fold{plan.fold}", checkpoint=checkpoint)
+        prior = class_prior(y[present(plan.fit, job.absent)], c).astype(np.float32)
+        held = np.tile(prior, (len(plan.holdout), 1))
+        held[np.isin(plan.holdout, job.absent, invert=True)] = trainer.predict(job.model, job.holdout)
+        test = np.tile(prior, (len(plan.test), 1))
+        test[np.isin(plan.test, job.absent, invert=True)] = trainer.predict(job.model, job.test)
+        report = classification_report(y[plan.holdout], held.argmax(axis=1), list(map(str, range(c))))
+        record = FoldRecord(plan.fold, fit, set(job.train.ids), set(job.valid.ids) if job.valid else set(),
+                            set(wav_ids[plan.holdout]), report)
+
+        def save(directory: Path) -> list[str]:
+            from koemo.io import write_json
+
+            save_model_weights(job.model, directory / "model.safetensors")
+            for name, content in job.files.items():
+                write_json(directory / name, content)
+            for name, arrays in job.arrays.items():
+                save_arrays(directory / name, arrays)
+            return ["model.safetensors", *job.files, *job.arrays]
+
+        return FoldOutcome(record, held, test, save)
+
+    return train
+
+
+def run_cv(labels: pd.DataFrame, plans: Sequence[FoldPlan], build: Callable[[FoldPlan], FoldJob], trainer: Trainer,
+           out_dir: str | Path | None = None, resume: bool = False) -> CVResult:
+    """`cross_validate` with `torch_folds`: the networks' K-fold OOF run."""
+    return cross_validate(labels, plans, torch_folds(labels, build, trainer), trainer.n_classes, out_dir, resume,
+                          trainer.config.progress, saves=trainer.is_main_process)
 
 
 def save_model_weights(model, path: Path) -> None:

@@ -12,8 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from koemo.train.cv import FoldJob, FoldPlan, present
-from koemo.train.data import ArrayRows, Examples, stack_collate
+from koemo.train.vectors import VectorInputs
 
 
 class MultimodalConv1D(nn.Module):
@@ -44,42 +43,11 @@ class MultimodalConv1D(nn.Module):
         return self.head(F.relu(self.dense(x)))
 
 
-def standardizer(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and scale (population std; 1 where constant), like sklearn's StandardScaler."""
-    x64 = np.asarray(x, dtype=np.float64)
-    mean = x64.mean(axis=0)
-    scale = x64.std(axis=0)
-    return mean, np.where(scale > 0, scale, 1.0)
-
-
-class MultimodalInputs:
-    """[text embedding ‖ mel means] per labels row, standardised with statistics of the fold's fitting rows."""
-
-    def __init__(self, labels: pd.DataFrame, text: np.ndarray, audio: np.ndarray, n_classes: int,
-                 model_params: Mapping[str, Any], absent: np.ndarray | None = None):
-        """`absent`: labels rows whose clip has no audio features (a failure the features stage listed)."""
-        if not (len(text) == len(audio) == len(labels)):
-            raise ValueError(f"multimodal: {len(labels)} labels rows, {len(text)} text rows, {len(audio)} audio rows")
-        self.absent = np.zeros(0, dtype=np.int64) if absent is None else np.asarray(absent, dtype=np.int64)
-        self.x = np.concatenate([np.asarray(text, np.float32), np.asarray(audio, np.float32)], axis=1)
-        self.text_dim = int(text.shape[1])
-        self.wav_ids = labels["wav_id"].astype(str).to_numpy()
-        self.y = labels["label_id"].to_numpy(dtype=np.int64)
-        self.n_classes, self.params = n_classes, dict(model_params)
-
-    def examples(self, x: np.ndarray, rows: np.ndarray) -> Examples:
-        rows = present(rows, self.absent)
-        return Examples(ArrayRows(x[rows], self.y[rows]), self.y[rows], self.wav_ids[rows], stack_collate)
-
-    def model(self) -> MultimodalConv1D:
-        return MultimodalConv1D.from_params(self.x.shape[1], self.n_classes, self.params)
-
-    def __call__(self, plan: FoldPlan) -> FoldJob:
-        fit = present(plan.fit, self.absent)
-        mean, scale = standardizer(self.x[fit])
-        x = ((self.x - mean) / scale).astype(np.float32)
-        return FoldJob(self.model(), self.examples(x, plan.fit), self.examples(x, plan.valid), self.examples(x, plan.holdout),
-                       self.examples(x, plan.test),
-                       files={"fold.json": {"scaler_fit_rows": len(fit), "features": int(self.x.shape[1]),
-                                            "text_features": self.text_dim}},
-                       arrays={"scaler.safetensors": {"mean": mean, "scale": scale}}, absent=self.absent)
+def MultimodalInputs(labels: pd.DataFrame, text: np.ndarray, audio: np.ndarray, n_classes: int,
+                     model_params: Mapping[str, Any], absent: np.ndarray | None = None) -> VectorInputs:
+    """[text embedding ‖ mel means] per labels row, standardised per fold; `absent`: rows without audio features."""
+    if not (len(text) == len(audio) == len(labels)):
+        raise ValueError(f"multimodal: {len(labels)} labels rows, {len(text)} text rows, {len(audio)} audio rows")
+    x = np.concatenate([np.asarray(text, np.float32), np.asarray(audio, np.float32)], axis=1)
+    return VectorInputs(labels, x, lambda width: MultimodalConv1D.from_params(width, n_classes, model_params),
+                        files={"text_features": int(text.shape[1])}, absent=absent)

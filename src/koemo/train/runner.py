@@ -20,8 +20,8 @@ import pandas as pd
 
 from koemo.io import atomic_dir, write_csv, write_json, write_parquet
 from koemo.metrics import add_metrics_args, format_rate, write_metrics
-from koemo.train.cv import (CVResult, FoldJob, FoldPlan, confusion_table, kept_files, plan_folds, predictions_frame,
-                            run_cv, summarize)
+from koemo.train.cv import (CVResult, FoldJob, FoldPlan, FoldTrainer, confusion_table, cross_validate, kept_files,
+                            plan_folds, predictions_frame, summarize, torch_folds)
 from koemo.train.trainer import TrainConfig, Trainer, describe_device
 
 LABEL_COLUMNS = ["wav_id", "wav_path", "text", "split", "fold", "group", "label", "label_id"]
@@ -91,29 +91,37 @@ def write_curves(directory: str | Path, result: CVResult) -> None:
 
 
 def resume_key(model: str, recorded: Mapping[str, Any], paths: TrainingPaths) -> str:
-    """What an interrupted run's folds are valid for: the model, its params, its inputs (each file's size and
-    modification time) and the code (every koemo source file and stage script). Anything changed → a fresh start."""
+    """What an interrupted run's folds are valid for: the model, its params, the content of its inputs and of the
+    code (every koemo source file and the running stage script). Anything changed → a fresh start. Content, not file times:
+    `dvc checkout` or a rerun of an upstream stage that writes the same bytes must not lose finished folds."""
     import hashlib
     import json
 
-    digest = hashlib.sha256(json.dumps({"model": model, "params": recorded}, sort_keys=True, default=str).encode())
-    for root in (paths.labels, *paths.inputs):
-        files = sorted(root.rglob("*")) if root.is_dir() else [root]
-        for f in files:
-            if f.is_file():
-                stat = f.stat()
-                digest.update(f"{f.as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    digest = hashlib.blake2b(json.dumps({"model": model, "params": recorded}, sort_keys=True, default=str).encode(),
+                             digest_size=16)
+    import sys
+
     code = Path(__file__).resolve().parents[1]
-    for f in sorted([*code.rglob("*.py"), *Path("stages").glob("*.py")]):
-        digest.update(f.as_posix().encode() + b"\0" + f.read_bytes())
-    return digest.hexdigest()[:16]
+    script = [Path(sys.argv[0])] if Path(sys.argv[0]).is_file() else []  # the stage script running
+    roots = [paths.labels, *paths.inputs, code, *script]
+    for root in roots:
+        files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix != ".pyc") if root.is_dir() else [root]
+        for f in files:
+            digest.update(f.as_posix().encode() + b"\0")
+            with open(f, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 22), b""):
+                    digest.update(block)
+    return digest.hexdigest()
 
 
 def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str], shared: Mapping[str, Any],
-                       specific: Mapping[str, Any], build: Callable[[FoldPlan], FoldJob], config: Mapping[str, Any],
-                       paths: TrainingPaths, live: bool = True, recorded: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
+                       specific: Mapping[str, Any], build: Callable[[FoldPlan], FoldJob] | None, config: Mapping[str, Any],
+                       paths: TrainingPaths, live: bool = True, recorded: Mapping[str, Any] | None = None,
+                       train_fold: FoldTrainer | None = None) -> tuple[dict, dict]:
     """Train every fold of `model`, write all its outputs; return (metrics, runtime).
 
+    A network gives `build` (its fold inputs; the one `Trainer` fits them); any other model gives `train_fold` (e.g.
+    `train.tfidf.tfidf_folds`) and gets the same folds, resume, outputs and metrics, without epochs or curves.
     `recorded`: the params the model depends on (`koemo.lineage.used_params`), kept in its config.json so
     `koemo predict` can refuse weights built with other params; default: the `train` and `train_<model>` sections.
     With `paths.resume_dir`, each fold is kept there as it completes (and the fold in progress checkpointed per
@@ -124,10 +132,14 @@ def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str],
 
     start = time.perf_counter()
     recorded = dict(recorded) if recorded is not None else {"train": dict(shared), f"train_{model}": dict(specific)}
-    train_config = TrainConfig.from_params(shared, specific)
-    trainer = Trainer(train_config, len(classes))
     folds, valid_fraction = int(shared["folds"]), float(shared["valid_fraction"])
     plans = plan_folds(labels, folds, valid_fraction, int(shared["seed"]))
+    trainer = None if train_fold is not None else Trainer(TrainConfig.from_params(shared, specific), len(classes))
+    main_process = trainer is None or trainer.is_main_process
+    if trainer is not None:
+        train_fold = torch_folds(labels, build, trainer)
+    else:
+        valid_fraction = 0.0  # fitted on the whole training part of each fold: no early-stopping slice
     with ExitStack() as stack:
         if paths.resume_dir is not None:
             fold_store = Path(paths.resume_dir) / resume_key(model, recorded, paths)
@@ -136,11 +148,14 @@ def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str],
                     shutil.rmtree(stale, ignore_errors=True)
         else:
             fold_store = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"koemo-{model}-folds-")))
-        result = run_cv(labels, plans, build, trainer, out_dir=fold_store, resume=paths.resume_dir is not None)
+        result = cross_validate(labels, plans, train_fold, len(classes), out_dir=fold_store,
+                                resume=paths.resume_dir is not None, progress=trainer is None or trainer.config.progress,
+                                saves=main_process)
         metrics = {"model": model, **summarize(labels, result, classes, folds, valid_fraction)}
         runtime = runtime_figures(result, trainer, time.perf_counter() - start)
+        warn_near_collapse(model, metrics, float(shared.get("warn_min_recall", 0.2)))
         # Under `accelerate launch` only the main process writes; the others trained their shard of each batch.
-        if trainer.is_main_process:
+        if main_process:
             with atomic_dir(paths.model_dir) as tmp:
                 for plan in plans:
                     (tmp / f"fold{plan.fold}").mkdir()
@@ -148,13 +163,14 @@ def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str],
                         shutil.copy2(f, tmp / f"fold{plan.fold}" / f.name)
                 write_json(tmp / "config.json", {"model": model, "classes": list(classes), "folds": folds,
                                                  "params": recorded, **config})
-            if live:
+            if live and trainer is not None:
                 write_curves(paths.live, result)
             write_parquet(paths.predictions, predictions_frame(labels, result, classes))
             write_csv(paths.confusion, confusion_table(labels, result, classes))
             write_metrics(paths.metrics, metrics, paths.runtime, runtime)
-    trainer.accelerator.wait_for_everyone()
-    if paths.resume_dir is not None and trainer.is_main_process:
+    if trainer is not None:
+        trainer.accelerator.wait_for_everyone()
+    if paths.resume_dir is not None and main_process:
         shutil.rmtree(paths.resume_dir, ignore_errors=True)
         try:
             Path(paths.resume_dir).parent.rmdir()  # data/.resume, once no other model waits there
@@ -163,13 +179,26 @@ def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str],
     return metrics, runtime
 
 
-def runtime_figures(result: CVResult, trainer: Trainer, seconds: float) -> dict:
+def warn_near_collapse(model: str, metrics: Mapping[str, Any], threshold: float) -> None:
+    """A warning on stderr when a class is almost never recovered on the test set (its recall below `threshold`,
+    `train.warn_min_recall`): the model may still beat the baseline while effectively ignoring that class."""
+    import sys
+
+    test = metrics["test"]
+    if test.get("rows") and test["min_recall"] < threshold:
+        print(f"train_{model}: WARNING: test recall of {test['min_recall_class']!r} is {test['min_recall']:.3f}, below "
+              f"train.warn_min_recall={threshold} (predicted for {test['predicted_share'][test['min_recall_class']]:.1%} "
+              f"of test rows): the model nearly ignores that class; see metrics/train_{model}.json", file=sys.stderr)
+
+
+def runtime_figures(result: CVResult, trainer: Trainer | None, seconds: float) -> dict:
     samples = sum(r.fit.train_samples for r in result.records)
     train_seconds = sum(r.fit.train_seconds for r in result.records)
+    where = ({"device": describe_device(trainer.device), "precision": trainer.precision,
+              "processes": trainer.accelerator.num_processes} if trainer is not None else
+             {"device": "cpu", "precision": "fp64 (scikit-learn)", "processes": 1})
     return {"seconds": seconds, "train_seconds": train_seconds,
-            "train_samples_per_second": samples / train_seconds if train_seconds > 0 else None,
-            "device": describe_device(trainer.device), "precision": trainer.precision,
-            "processes": trainer.accelerator.num_processes}
+            "train_samples_per_second": samples / train_seconds if train_seconds > 0 else None, **where}
 
 
 def headline(model: str, metrics: Mapping[str, Any], runtime: Mapping[str, Any]) -> str:

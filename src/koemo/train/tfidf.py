@@ -42,7 +42,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.preprocessing import normalize
 
 from koemo.metrics import classification_report
-from koemo.train.cv import NOT_HELD_OUT, CVResult, FoldPlan, FoldRecord, save_arrays
+from koemo.train.cv import CVResult, FoldOutcome, FoldPlan, FoldRecord, FoldTrainer, cross_validate, save_arrays
 from koemo.train.trainer import FitResult
 
 SELECT_BY = ("ua", "macro_f1", "accuracy")
@@ -209,18 +209,20 @@ class TfidfModel:
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
 
-    def save(self, directory: str | Path) -> None:
+    def save(self, directory: str | Path) -> list[str]:
         """`model.json` (params, classes, C, inner CV, Kiwi version), `vocabulary.json` (term → column per block),
-        `weights.safetensors` (idf, coef, intercept: float64, exact); the directory is replaced as a whole."""
-        from koemo.io import atomic_dir, write_json
+        `weights.safetensors` (idf, coef, intercept: float64, exact), each written atomically; returns their names."""
+        from koemo.io import write_json
 
-        with atomic_dir(directory) as tmp:
-            write_json(tmp / "model.json", {"model": "tfidf", "params": asdict(self.params), "classes": self.classes,
-                                            "kiwi": {"version": kiwi_version(), "model_type": KIWI_MODEL},
-                                            "features": {k: len(v) for k, v in self.features.vocabulary.items()},
-                                            **self.info})
-            write_json(tmp / "vocabulary.json", self.features.vocabulary)
-            save_arrays(tmp / "weights.safetensors", {"idf": self.features.idf, "coef": self.coef, "intercept": self.intercept})
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        write_json(directory / "model.json", {"model": "tfidf", "params": asdict(self.params), "classes": self.classes,
+                                              "kiwi": {"version": kiwi_version(), "model_type": KIWI_MODEL},
+                                              "features": {k: len(v) for k, v in self.features.vocabulary.items()},
+                                              **self.info})
+        write_json(directory / "vocabulary.json", self.features.vocabulary)
+        save_arrays(directory / "weights.safetensors", {"idf": self.features.idf, "coef": self.coef, "intercept": self.intercept})
+        return ["model.json", "vocabulary.json", "weights.safetensors"]
 
     @classmethod
     def load(cls, directory: str | Path) -> "TfidfModel":
@@ -293,12 +295,9 @@ def class_names(labels: pd.DataFrame, n_classes: int) -> list[str]:
     return [known.get(k, str(k)) for k in range(n_classes)]
 
 
-def run_tfidf_cv(labels: pd.DataFrame, plans: list[FoldPlan], params: Mapping[str, Any] | TfidfParams, n_classes: int,
-                 out_dir: Path | None = None, progress: bool = True) -> CVResult:
-    """One TF-IDF model per plan: fitted on plan.fit ∪ plan.valid with C from an inner grouped CV over those rows,
-    predicting its held-out fold and the test rows (test = mean over folds); each saved to `out_dir/fold<k>/`."""
-    from tqdm import tqdm
-
+def tfidf_folds(labels: pd.DataFrame, params: Mapping[str, Any] | TfidfParams, n_classes: int) -> FoldTrainer:
+    """Fold models for `koemo.train.cv.cross_validate`: each fitted on plan.fit ∪ plan.valid with C from an inner
+    grouped CV over those rows, predicting its held-out fold and the test rows."""
     p = params if isinstance(params, TfidfParams) else TfidfParams.from_params(params)
     texts = labels["text"].astype(str).to_numpy(dtype=object)
     y = labels["label_id"].to_numpy(dtype=np.int64)
@@ -306,13 +305,8 @@ def run_tfidf_cv(labels: pd.DataFrame, plans: list[FoldPlan], params: Mapping[st
     wav_ids = labels["wav_id"].astype(str).to_numpy()
     classes = class_names(labels, n_classes)
     prime(texts)
-    n = len(labels)
-    oof = np.full((n, n_classes), np.nan, dtype=np.float32)
-    test_sum = np.zeros((n, n_classes), dtype=np.float64)
-    cv_fold = np.full(n, -1, dtype=np.int64)
-    cv_fold[labels["split"].to_numpy() == "train"] = NOT_HELD_OUT
-    records = []
-    for plan in tqdm(plans, desc="tfidf folds", unit="fold", disable=not progress):
+
+    def train(plan: FoldPlan, fold_dir: Path | None) -> FoldOutcome:
         rows = np.union1d(plan.fit, plan.valid)
         if np.intersect1d(rows, np.union1d(plan.holdout, plan.test)).size:
             raise AssertionError(f"fold {plan.fold}: training rows overlap its held-out or test rows")
@@ -322,17 +316,17 @@ def run_tfidf_cv(labels: pd.DataFrame, plans: list[FoldPlan], params: Mapping[st
         model.info.update({"fold": plan.fold, "select_by": p.select_by, "inner_cv": scores})
         seconds = time.perf_counter() - start
         held = model.predict_proba(texts[plan.holdout])
-        oof[plan.holdout] = held
-        cv_fold[plan.holdout] = plan.fold
-        test_sum[plan.test] += model.predict_proba(texts[plan.test])
         history = [{"C": float(c), f"inner_{p.select_by}": s} for c, s in scores.items()]
         fit = FitResult(epochs_run=1, best_epoch=1, best_valid_macro_f1=None, history=history,
                         train_samples=len(rows), train_seconds=seconds)
         report = classification_report(y[plan.holdout], held.argmax(axis=1), [str(k) for k in range(n_classes)])
-        records.append(FoldRecord(plan.fold, fit, set(wav_ids[rows]), set(), set(wav_ids[plan.holdout]), report))
-        if out_dir is not None:
-            model.save(Path(out_dir) / f"fold{plan.fold}")
-    test = np.full((n, n_classes), np.nan, dtype=np.float32)
-    test_rows = plans[0].test if plans else np.array([], dtype=np.int64)
-    test[test_rows] = (test_sum[test_rows] / max(len(plans), 1)).astype(np.float32)
-    return CVResult(oof, test, cv_fold, records)
+        record = FoldRecord(plan.fold, fit, set(wav_ids[rows]), set(), set(wav_ids[plan.holdout]), report)
+        return FoldOutcome(record, held, model.predict_proba(texts[plan.test]), model.save)
+
+    return train
+
+
+def run_tfidf_cv(labels: pd.DataFrame, plans: list[FoldPlan], params: Mapping[str, Any] | TfidfParams, n_classes: int,
+                 out_dir: Path | None = None, progress: bool = True) -> CVResult:
+    """`cross_validate` with `tfidf_folds`; each fold saved to `out_dir/fold<k>/`."""
+    return cross_validate(labels, plans, tfidf_folds(labels, params, n_classes), n_classes, out_dir, progress=progress)

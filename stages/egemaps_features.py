@@ -1,0 +1,36 @@
+"""egemaps_features stage: openSMILE eGeMAPSv02 functionals (88 per clip) of every labels clip, in shards."""
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from koemo.errors import run_stage
+from koemo.extraction import LABEL_COLUMNS, check_failures
+from koemo.features.egemaps import extract_egemaps
+from koemo.io import atomic_dir
+from koemo.metrics import add_metrics_args, format_rate, write_metrics
+from koemo.params import load_params
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--labels", type=Path, required=True, help="the labels stage's table (parquet)")
+    parser.add_argument("--out", type=Path, required=True, help="directory: float32 shards + index.parquet + failures.csv")
+    add_metrics_args(parser)
+    args = parser.parse_args(argv)
+    params = load_params()
+    audio, settings = params["audio"], params["egemaps"]
+    labels = pd.read_parquet(args.labels, columns=LABEL_COLUMNS)
+    with atomic_dir(args.out) as tmp:
+        metrics, runtime = extract_egemaps(labels, tmp, int(audio["sample_rate"]), float(settings["max_seconds"]),
+                                           int(settings["workers"]), float(audio["batch_seconds"]), audio.get("min_rms_dbfs"))
+        check_failures(metrics, tmp, float(audio["max_failure_fraction"]), stage="egemaps_features")
+    write_metrics(args.metrics, metrics, args.runtime, runtime)
+    print(f"egemaps_features: {metrics['clips']}/{metrics['clips_in']} clips → [{metrics['clips']}, 88] functionals; "
+          f"{metrics['failed']} failed {metrics['failures_by_reason'] or ''}; {format_rate(runtime['x_real_time'])}× real "
+          f"time with {runtime['workers']} process(es)")
+
+
+if __name__ == "__main__":
+    run_stage("egemaps_features", main)

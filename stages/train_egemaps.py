@@ -1,0 +1,36 @@
+"""train_egemaps stage: a small MLP on the standardised eGeMAPS functionals of each clip, K-fold out-of-fold."""
+
+from pathlib import Path
+
+import numpy as np
+
+from koemo.errors import run_stage
+from koemo.lineage import used_params
+from koemo.params import load_params
+from koemo.shards import ShardStore
+from koemo.train.egemaps import EgemapsInputs
+from koemo.train.runner import TrainingPaths, headline, read_labels, run_training_stage, training_parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = training_parser(__doc__)
+    parser.add_argument("--features", type=Path, required=True, help="the egemaps_features cache")
+    args = parser.parse_args(argv)
+    paths = TrainingPaths.from_args(args)
+    params = load_params()
+    classes = params["labels"]["classes"]
+    spec = params["train_egemaps"]
+    labels = read_labels(paths.labels, classes)
+    wav_ids = labels["wav_id"].astype(str).tolist()
+    store = ShardStore(args.features)
+    absent = np.flatnonzero(store.originals(wav_ids, missing="mark") < 0)  # clips openSMILE or decoding failed on
+    build = EgemapsInputs(labels, store.aligned(wav_ids), len(classes), spec, absent=absent)
+    config = {"features": "egemaps", "input_dim": int(store.row_shape[0]), "rows_without_features": int(len(absent)),
+              "scaler": "per fold, fit on its fitting rows: fold<k>/scaler.safetensors"}
+    metrics, runtime = run_training_stage("egemaps", labels, classes, params["train"], spec, build, config, paths,
+                                          recorded=used_params("egemaps", params))
+    print(headline("egemaps", metrics, runtime))
+
+
+if __name__ == "__main__":
+    run_stage("train_egemaps", main)

@@ -1,0 +1,24 @@
+"""train_tfidf stage: TF-IDF over Kiwi morphemes and character n-grams → logistic regression, K-fold out-of-fold."""
+
+from koemo.errors import run_stage
+from koemo.lineage import used_params
+from koemo.params import load_params
+from koemo.train.runner import TrainingPaths, headline, read_labels, run_training_stage, training_parser
+from koemo.train.tfidf import TfidfParams, tfidf_folds
+
+
+def main(argv: list[str] | None = None) -> None:
+    paths = TrainingPaths.from_args(training_parser(__doc__).parse_args(argv))
+    params = load_params()
+    classes = params["labels"]["classes"]
+    spec = params["train_tfidf"]
+    labels = read_labels(paths.labels, classes)
+    folds = tfidf_folds(labels, TfidfParams.from_params(spec), len(classes))
+    config = {"features": "kiwi morphemes + char_wb n-grams, TF-IDF", "classifier": "multinomial logistic regression"}
+    metrics, runtime = run_training_stage("tfidf", labels, classes, params["train"], spec, None, config, paths,
+                                          recorded=used_params("tfidf", params), train_fold=folds)
+    print(headline("tfidf", metrics, runtime))
+
+
+if __name__ == "__main__":
+    run_stage("train_tfidf", main)
