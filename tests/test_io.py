@@ -63,3 +63,19 @@ def test_a_killed_writers_temp_siblings_are_removed_by_the_next_write(tmp_path):
         (d / "a.npy").write_bytes(b"1")
     write_json(tmp_path / "m.json", {})
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.abc.tmp", "feats", "m.json"]
+
+
+def test_a_stage_sweeps_temps_left_beside_the_paths_it_touches(tmp_path):
+    """DVC may restore a killed stage from its run cache without running it: the next stage working in the same
+    directory clears what the kill left there."""
+    from koemo.io import sweep_stale_temps
+
+    features = tmp_path / "features"
+    (features / ".mel.abc123.tmp").mkdir(parents=True)
+    (features / ".melmean.def456.tmp").write_text("half")
+    (features / "mel").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / ".x.1.tmp").write_text("not beside a path the stage touches")
+    removed = sweep_stale_temps([str(features / "mel")])
+    assert sorted(p.name for p in removed) == [".mel.abc123.tmp", ".melmean.def456.tmp"]
+    assert [p.name for p in features.iterdir()] == ["mel"] and (tmp_path / "elsewhere" / ".x.1.tmp").exists()

@@ -2,7 +2,8 @@
 
 Stage scripts run `main` through `run_stage`: such an error ends the stage with its message and exit status 1
 instead of a traceback (raised inside `io.atomic_dir`, it has already removed the half-written output). Any
-other exception is a bug and keeps its traceback. `run_stage` also applies the stage's CPU thread budget first.
+other exception is a bug and keeps its traceback. `run_stage` also applies the stage's CPU thread budget first
+and clears what a killed stage left beside the paths this one reads and writes (`io.sweep_stale_temps`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ class UserError(RuntimeError):
 
 
 def run_stage(stage: str, main: Callable[..., Any], *args: Any) -> None:
+    import sys
+
     from koemo.device import configure_threads
+    from koemo.io import sweep_stale_temps
     from koemo.params import load_params
 
     try:
         configure_threads(load_params().get("runtime"))
+        sweep_stale_temps(a for a in sys.argv[1:] if "/" in a and not a.startswith("-"))  # the stage's paths
         main(*args)
     except UserError as err:
         message = str(err)

@@ -39,6 +39,23 @@ def remove_stale_temps(target: Path) -> list[Path]:
     return removed
 
 
+def sweep_stale_temps(paths) -> list[Path]:
+    """Remove every `.<name>.*.tmp` / `.<name>.old` beside each of `paths` (any name: a killed writer of a sibling
+    output counts too). Stages call this on the paths they read and write (`errors.run_stage`), so what a `kill -9`
+    left is gone after the next stage that works there, even when DVC restores the killed stage from its run cache
+    instead of rerunning it. DVC runs one stage at a time in a workspace, so no live writer's temp is touched."""
+    removed = []
+    for parent in {Path(p).parent for p in paths}:
+        if parent.is_dir():
+            for leftover in [*parent.glob(".*.tmp"), *parent.glob(".*.old")]:
+                if leftover.is_dir() and not leftover.is_symlink():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
+                removed.append(leftover)
+    return removed
+
+
 def glob_escape(name: str) -> str:
     """`name` with glob metacharacters escaped, so a file called `a[1]` matches only itself."""
     import glob
