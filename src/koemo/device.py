@@ -60,3 +60,25 @@ def configure_threads(runtime: Mapping[str, Any] | None = None) -> int:
     except ImportError:  # threadpoolctl comes with scikit-learn; without it the environment still applies
         pass
     return threads
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
+
+
+def steady_heap(threshold: int = 128 * 1024) -> bool:
+    """Pin glibc's mmap threshold so the heap does not creep up with the corpus size (ssl_features calls it).
+
+    glibc raises the threshold each time a large block is freed; after that, the encoder's transient activations and
+    the clips held for a block come from a heap that fragments: ssl_features' peak RSS grew from 1.4 to 3.5 GiB
+    between 500 and 8,000 rows while Python's own live arrays stayed under 0.3 GiB. Pinned, it stays at 1.4 GiB,
+    at the price of fresh pages for every large tensor (the tiny CPU encoder's pass took ~1.8× as long; a real
+    encoder's compute, or a GPU's own allocator, dwarfs that). audio_features stays flat without it and is left
+    alone. A no-op (False) off glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, int(threshold)))
+    except (OSError, AttributeError):
+        return False

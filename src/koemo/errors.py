@@ -2,8 +2,9 @@
 
 Stage scripts run `main` through `run_stage`: such an error ends the stage with its message and exit status 1
 instead of a traceback (raised inside `io.atomic_dir`, it has already removed the half-written output). Any
-other exception is a bug and keeps its traceback. `run_stage` also applies the stage's CPU thread budget first
-and clears what a killed stage left beside the paths this one reads and writes (`io.sweep_stale_temps`).
+other exception is a bug and keeps its traceback. Before `main`, `run_stage` applies the stage's CPU thread budget
+(`device.configure_threads`) and clears what a killed stage left beside the paths this one reads and writes
+(`io.sweep_stale_temps`).
 """
 
 from __future__ import annotations

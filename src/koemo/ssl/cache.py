@@ -31,10 +31,11 @@ def extract_features(encoder, labels: pd.DataFrame, out_dir: str | Path, chunk_s
     `encoder.json` (what made them) into `out_dir`; return (deterministic metrics, runtime figures)."""
     import torch
 
-    from koemo.device import autocast_dtype, resolve_device
+    from koemo.device import autocast_dtype, resolve_device, steady_heap
     from koemo.io import write_json
 
     device = device if device is not None else resolve_device()
+    steady_heap()  # flat peak RSS over the whole corpus (see there)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     writer = ShardWriter(out, (encoder.layers, encoder.dim), {"wav_id": str}, dtype=np.float16)
@@ -58,7 +59,7 @@ def extract_features(encoder, labels: pd.DataFrame, out_dir: str | Path, chunk_s
     workers = int(workers)
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 0 else None
     passed = run_pass(records, (r["wav_path"] for r in records), load, Batcher(process, max_items=block_clips),
-                      lambda r: {"wav_id": r["wav_id"]}, pool, window=max(1, int(block_clips)) + 4 * max(1, workers),
+                      lambda r: {"wav_id": r["wav_id"]}, pool, window=8 * max(1, workers),
                       desc=f"ssl_features ({encoder.name})", sample_rate=encoder.sample_rate, progress=progress)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
