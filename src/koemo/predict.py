@@ -153,7 +153,7 @@ class Predictor:
         return waves
 
     def _features(self, kind: str, paths: Sequence[str]) -> np.ndarray:
-        """`audio_features@<kind>` of un-augmented clips: [n, *shape] float32."""
+        """`audio_features` rows of `kind` for un-augmented clips, each cropped as the stage crops it: [n, *shape] float32."""
         from koemo.features.spectral import FeatureExtractor, FeatureSpec
 
         spec = FeatureSpec.from_params(kind, self.params["audio"])

@@ -1,2 +1,3 @@
-"""Hand-made acoustic features (`audio_features@<kind>`): mel / MFCC / mel-mean (`spectral`), the training-row
-augmentations (`augment`), and the cache built on the shared clip pass (`cache`)."""
+"""Hand-made acoustic features (`audio_features`, `extra_audio_features@<kind>`, `egemaps_features`): mel / MFCC /
+mel-mean (`spectral`), the training-row augmentations (`augment`), their cache on the shared clip pass (`cache`) and
+the openSMILE eGeMAPS functionals (`egemaps`)."""

@@ -21,7 +21,7 @@ import numpy as np
 METHODS = ("noise", "stretch", "pitch")
 RANDOM_METHODS = frozenset({"noise"})
 N_FFT, HOP = 2048, 512  # librosa.effects' STFT defaults
-STRETCH_BATCH = 16      # clips per padded STFT batch (sorted by length, so little padding)
+STRETCH_SAMPLES = 1 << 20  # padded samples per stretch batch (~64 s at 16 kHz, ~100 MB of STFT and vocoder)
 
 
 @dataclass(frozen=True)
@@ -169,16 +169,20 @@ def fit_length(wave: np.ndarray, length: int) -> np.ndarray:
 
 
 def augment_batch(waves: Sequence[np.ndarray], wav_ids: Sequence[str], sample_rate: int, spec: AugmentSpec,
-                  device=None) -> list[list[tuple[str, int, np.ndarray]]]:
+                  device=None, max_samples: int = STRETCH_SAMPLES) -> list[list[tuple[str, int, np.ndarray]]]:
     """Every clip's augmented copies `(method, copy, wave)` in `spec.plan()` order. Stretch and pitch share one
-    batched STFT; pitch = stretch by `pitch_rate(steps)`, then resampling back to `sample_rate` (librosa's recipe)."""
+    batched STFT; pitch = stretch by `pitch_rate(steps)`, then resampling back to `sample_rate` (librosa's recipe).
+    Clips are sorted by length and stretched in padded batches of at most `max_samples` (count × longest): the
+    STFT and vocoder hold ~100 bytes per padded sample, so memory follows the budget, not the clip count."""
+    from koemo.extraction import budget_slices
+
     plan = spec.plan()
     methods = {m for m, _ in plan}
     rates = [r for m, r in (("stretch", spec.stretch_rate), ("pitch", pitch_rate(spec.pitch_steps))) if m in methods]
     order = np.argsort([-len(w) for w in waves], kind="stable")  # similar lengths share a padded batch
     made: dict[str, list] = {"stretch": [None] * len(waves), "pitch": [None] * len(waves)}
-    for start in range(0, len(order), STRETCH_BATCH):
-        chunk = order[start:start + STRETCH_BATCH]
+    for start, stop in budget_slices([len(waves[i]) for i in order], max_samples):
+        chunk = order[start:stop]
         stretched = dict(zip([m for m in ("stretch", "pitch") if m in methods],
                              time_stretch([waves[i] for i in chunk], rates, device)))
         if "pitch" in stretched:

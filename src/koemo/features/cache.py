@@ -41,12 +41,13 @@ class KindWriter:
 
 
 def augmented_rows(waves: list[np.ndarray], metas: list[dict[str, Any]], augment: AugmentSpec, spec_min: int,
-                   sample_rate: int, device, stats: PassStats, paths: Mapping[str, str], made: dict[str, int]):
+                   sample_rate: int, device, stats: PassStats, paths: Mapping[str, str], made: dict[str, int],
+                   max_samples: int):
     """Originals and, for training rows, their augmented copies, in output order; unusable copies are listed and
     the usable ones counted by method in `made`."""
     train = [i for i, m in enumerate(metas) if m["split"] == "train"]
     copies = dict(zip(train, augment_batch([waves[i] for i in train], [metas[i]["wav_id"] for i in train], sample_rate,
-                                           augment, device))) if augment.plan() else {}
+                                           augment, device, max_samples))) if augment.plan() else {}
     out_waves, out_metas = [], []
     for i, (wave, meta) in enumerate(zip(waves, metas)):
         out_waves.append(wave)
@@ -90,8 +91,8 @@ def extract_pass(labels: pd.DataFrame, specs: Sequence[FeatureSpec], augment: Au
     made = {method: 0 for method, _ in augment.plan()} if wants_copies else {}
 
     def process(waves: list[np.ndarray], metas: list[dict[str, Any]]) -> None:
-        rows, row_metas = (augmented_rows(waves, metas, augment, min_samples, sample_rate, device, stats, paths, made)
-                           if wants_copies else (waves, metas))
+        rows, row_metas = (augmented_rows(waves, metas, augment, min_samples, sample_rate, device, stats, paths, made,
+                                          max_samples) if wants_copies else (waves, metas))
         for kind in kinds:
             if kind.spec.augment or not wants_copies:
                 kind.add(rows, row_metas)
