@@ -2,8 +2,6 @@
 
 from pathlib import Path
 
-import numpy as np
-
 from koemo.errors import run_stage
 from koemo.lineage import used_params
 from koemo.params import load_params
@@ -23,8 +21,8 @@ def main(argv: list[str] | None = None) -> None:
     labels = read_labels(paths.labels, classes)
     wav_ids = labels["wav_id"].astype(str).tolist()
     store = ShardStore(args.features)
-    absent = np.flatnonzero(store.originals(wav_ids, missing="mark") < 0)  # clips openSMILE or decoding failed on
-    build = EgemapsInputs(labels, store.aligned(wav_ids), len(classes), spec, absent=absent)
+    x, absent = store.aligned_with_absent(wav_ids)  # absent: clips openSMILE or decoding failed on
+    build = EgemapsInputs(labels, x, len(classes), spec, absent=absent)
     config = {"features": "egemaps", "input_dim": int(store.row_shape[0]), "rows_without_features": int(len(absent)),
               "scaler": "per fold, fit on its fitting rows: fold<k>/scaler.safetensors"}
     metrics, runtime = run_training_stage("egemaps", labels, classes, params["train"], spec, build, config, paths,

@@ -26,9 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     embeddings = ShardStore(args.embeddings)
     text = embeddings.rows(embeddings.originals(wav_ids))
     store = ShardStore(args.features)
-    positions = store.originals(wav_ids, missing="mark")  # -1: a clip the features stage listed as failed
-    audio = store.aligned(wav_ids).astype(np.float32)
-    build = MultimodalInputs(labels, text, audio, len(classes), spec, absent=np.flatnonzero(positions < 0))
+    audio, absent = store.aligned_with_absent(wav_ids)  # absent: clips the features stage listed as failed
+    audio = audio.astype(np.float32)
+    build = MultimodalInputs(labels, text, audio, len(classes), spec, absent=absent)
     config = {"text_model": params["text"]["model"], "audio_features": spec["audio_features"], "text_dim": int(text.shape[1]),
               "audio_dim": int(audio.shape[1]), "scaler": "per fold, fit on its fitting rows: fold<k>/scaler.safetensors"}
     metrics, runtime = run_training_stage("multimodal", labels, classes, params["train"], spec, build, config, paths,

@@ -137,12 +137,16 @@ class ShardStore:
 
     def aligned(self, wav_ids: Sequence[str]) -> np.ndarray:
         """`[len(wav_ids), *row_shape]` in the stored dtype and that order; zeros where a clip has no row."""
+        return self.aligned_with_absent(wav_ids)[0]
+
+    def aligned_with_absent(self, wav_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """`aligned(wav_ids)` and the positions (into `wav_ids`) that have no row: clips the stage listed as failed."""
         positions = self.originals(wav_ids, missing="mark")
         out = np.zeros((len(wav_ids), *self.row_shape), dtype=self.dtype)
         found = np.flatnonzero(positions >= 0)
         if len(found):
             out[found] = self.rows(positions[found], dtype=self.dtype)
-        return out
+        return out, np.flatnonzero(positions < 0)
 
 
 def load_shards(directory: str | Path) -> tuple[pd.DataFrame, np.ndarray]:

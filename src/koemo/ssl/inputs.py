@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from koemo.shards import ShardStore
 from koemo.ssl.heads import GatedFusion, SSLClassifier
-from koemo.train.cv import FoldJob, FoldPlan
+from koemo.train.cv import FoldJob, FoldPlan, class_prior
 from koemo.train.data import ArrayRows, Examples, stack_collate
 
 
@@ -49,9 +49,9 @@ def missing_rows(audio: np.ndarray) -> np.ndarray:
 
 
 def class_log_prior(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """log of the (add-one smoothed) class frequencies: the prediction for a row with nothing to go on."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes).astype(np.float64) + 1.0
-    return np.log(counts / counts.sum()).astype(np.float32)
+    """log of `train.cv.class_prior` (add-one smoothed class frequencies): the SSL head's logits for a row with no
+    audio, the same prior the CV loop gives other models' absent rows."""
+    return np.log(class_prior(labels, n_classes)).astype(np.float32)
 
 
 def _fold_files(plan: FoldPlan, missing: np.ndarray) -> dict:
