@@ -16,7 +16,6 @@ $(STAMP): pyproject.toml
 ## make demo: run the whole DVC pipeline on the embedded demo corpus (a second run does nothing)
 demo: $(STAMP)
 	$(BIN)/dvc repro
-	$(BIN)/dvc checkout --relink --quiet  # outputs a rerun reproduced byte for byte stay copies until relinked
 	$(BIN)/dvc status
 
 ## make test: the test suite

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.errors import UserError, run_stage
+from koemo.errors import UserError
+from koemo.stage_runner import run_stage
 from koemo.extraction import LABEL_COLUMNS, check_failures
 from koemo.features.augment import AugmentSpec
 from koemo.features.cache import extract_pass, open_outputs

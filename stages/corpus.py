@@ -5,10 +5,11 @@ import time
 from pathlib import Path
 
 from koemo.aihub import SOURCES, UnknownSource, read_aihub_dir, summarize
-from koemo.errors import run_stage
+from koemo.stage_runner import run_stage
 from koemo.io import write_csv, write_parquet
 from koemo.metrics import add_metrics_args, write_metrics
 from koemo.params import load_params
+from koemo.wav_index import fingerprint_wavs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -17,6 +18,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--aihub-dir", type=Path, required=True, help="the AI Hub copy (read when data.source=aihub)")
     parser.add_argument("--manifest", type=Path, required=True, help="one row per usable CSV row (parquet)")
     parser.add_argument("--dropped", type=Path, required=True, help="every dropped row with its reason (CSV)")
+    parser.add_argument("--wavs", type=Path, required=True,
+                        help="size + content hash of every kept row's wav: what the audio stages depend on (parquet)")
     add_metrics_args(parser)
     args = parser.parse_args(argv)
     source = load_params()["data"]["source"]
@@ -26,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     result = read_aihub_dir(args.demo_dir if source == "demo" else args.aihub_dir)
     write_parquet(args.manifest, result.manifest)
     write_csv(args.dropped, result.dropped)
+    manifest = result.manifest
+    write_parquet(args.wavs, fingerprint_wavs(manifest["wav_id"], manifest["wav_path"]))
     summary = summarize(result, source)
     write_metrics(args.metrics, summary, args.runtime, {"wall_seconds": time.perf_counter() - started})
     print(f"corpus: {summary['rows_read']} rows read, {summary['rows_kept']} kept, "

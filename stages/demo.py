@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from koemo.demo import build_demo_corpus, write_disabled
-from koemo.errors import run_stage
+from koemo.stage_runner import run_stage
 from koemo.metrics import add_metrics_args, write_metrics
 from koemo.params import load_params
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.errors import run_stage
+from koemo.stage_runner import run_stage
 from koemo.extraction import LABEL_COLUMNS, check_failures
 from koemo.features.egemaps import extract_egemaps
 from koemo.io import atomic_dir

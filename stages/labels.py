@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.errors import run_stage
+from koemo.stage_runner import run_stage
 from koemo.io import write_parquet
 from koemo.labels import build_label_table
 from koemo.metrics import write_metrics

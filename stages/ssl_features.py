@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from koemo.device import resolve_device
-from koemo.errors import run_stage
+from koemo.stage_runner import run_stage
 from koemo.extraction import check_failures
 from koemo.io import atomic_dir
 from koemo.metrics import add_metrics_args, format_rate, write_metrics

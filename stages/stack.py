@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.errors import run_stage
+from koemo.stage_runner import run_stage
 from koemo.io import write_csv, write_json, write_parquet
 from koemo.metrics import add_metrics_args, confusion_rows, write_metrics
 from koemo.params import load_params

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from koemo.errors import run_stage
+from koemo.stage_runner import run_stage
 from koemo.lineage import used_params
 from koemo.params import load_params
 from koemo.shards import ShardStore

@@ -1,6 +1,6 @@
 """train_text stage: fine-tune the `text.model` encoder (registry `encoders.<name>`) with a classification head."""
 
-from koemo.errors import run_stage
+from koemo.stage_runner import run_stage
 from koemo.lineage import used_params
 from koemo.params import load_params
 from koemo.text.registry import load_encoder

@@ -1,6 +1,6 @@
 """train_tfidf stage: TF-IDF over Kiwi morphemes and character n-grams → logistic regression, K-fold out-of-fold."""
 
-from koemo.errors import run_stage
+from koemo.stage_runner import run_stage
 from koemo.lineage import used_params
 from koemo.params import load_params
 from koemo.train.runner import TrainingPaths, headline, read_labels, run_training_stage, training_parser

@@ -7,7 +7,7 @@ lr × encoder_lr_scale; a GPU job for real encoders).
 
 from pathlib import Path
 
-from koemo.errors import run_stage
+from koemo.stage_runner import run_stage
 from koemo.lineage import used_params
 from koemo.params import load_params
 from koemo.ssl.inputs import SSLInputs, SSLStore

@@ -14,6 +14,59 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
+SMALL = {  # a corpus and models small enough for the whole pipeline to run in a few CPU minutes
+    "demo": {"size": 150},
+    "train": {"folds": 2, "patience": 1},
+    "train_text": {"epochs": 2},
+    "train_audio": {"epochs": 2},
+    "train_multimodal": {"epochs": 2},
+    "train_wav2vec2": {"epochs": 3, "patience": 2},
+    "train_fusion": {"epochs": 3, "patience": 2},
+    "train_egemaps": {"epochs": 3, "patience": 2},
+}
+
+
+def ran(output: str) -> set[str]:
+    """Stages DVC actually ran (not skipped, not restored from the run cache)."""
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+
+
+def restored(output: str) -> set[str]:
+    """Stages DVC restored from its run cache instead of running them."""
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Stage '") and "is cached" in line}
+
+
+def disk_bytes(*roots: Path) -> int:
+    """Bytes the files below `roots` take, each inode counted once (a hard link to the cache is not a second copy;
+    a symlink counts nothing, its target is counted where it lives)."""
+    seen, total = set(), 0
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.is_symlink() or not path.is_file():
+                continue
+            info = path.stat()
+            if (info.st_dev, info.st_ino) not in seen:
+                seen.add((info.st_dev, info.st_ino))
+                total += info.st_size
+    return total
+
+
+def workspace_bytes(root: Path) -> int:
+    """Bytes of the pipeline's outputs under data/ as the workspace sees them (symlinks followed), each file once."""
+    seen, total = set(), 0
+    for path in (root / "data").rglob("*"):
+        if path.is_file():
+            info = path.stat()
+            if (info.st_dev, info.st_ino) not in seen:
+                seen.add((info.st_dev, info.st_ino))
+                total += info.st_size
+    return total
+
+
+def copies_ratio(root: Path) -> float:
+    """(data + .dvc/cache) / data, hard links counted once: 1.0 means one copy of every output on disk."""
+    return disk_bytes(root / "data", root / ".dvc" / "cache") / workspace_bytes(root)
+
 
 class PipelineRepo:
     def __init__(self, root: Path):
@@ -52,6 +105,9 @@ class PipelineRepo:
     def commit(self, message: str) -> None:
         self.git("add", "-A")
         self.git("commit", "-qm", message, "--allow-empty")
+
+    def params(self) -> dict:
+        return yaml.safe_load((self.root / "params.yaml").read_text(encoding="utf-8"))
 
     def set_params(self, **sections) -> None:
         """Deep-merge {section: {key: value}} into params.yaml."""

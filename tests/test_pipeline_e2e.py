@@ -7,39 +7,14 @@ import pandas as pd
 import pytest
 
 from aihub_files import hex_id, make_row, write_release, write_wav
-from pipeline_repo import BIN, PipelineRepo
+from pipeline_repo import BIN, SMALL, PipelineRepo, ran
 
 pytestmark = pytest.mark.e2e
 
-SMALL = {  # a corpus and models small enough for the whole pipeline to run in a few CPU minutes
-    "demo": {"size": 150},
-    "train": {"folds": 2, "patience": 1},
-    "train_text": {"epochs": 2},
-    "train_audio": {"epochs": 2},
-    "train_multimodal": {"epochs": 2},
-    "train_wav2vec2": {"epochs": 3, "patience": 2},
-    "train_fusion": {"epochs": 3, "patience": 2},
-    "train_egemaps": {"epochs": 3, "patience": 2},
-}
 MODELS = ("text", "audio", "multimodal", "wav2vec2", "fusion", "tfidf", "egemaps")
 TEXT_STAGES = {"train_text", "train_multimodal", "train_fusion", "stack"}
 AUDIO_STAGES = {"audio_features", "egemaps_features", "tiny_audio_encoders", "ssl_features@tiny-wav2vec2", "train_audio",
                 "train_wav2vec2", "train_egemaps"}
-
-
-def ran(output: str) -> set[str]:
-    """Stages DVC actually ran (not skipped, not restored from the run cache)."""
-    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
-
-
-@pytest.fixture(scope="module")
-def demo_repo(tmp_path_factory):
-    repo = PipelineRepo.copy_of_this_repo(tmp_path_factory.mktemp("koemo-e2e"))
-    repo.set_params(**SMALL)
-    repo.commit("small demo")
-    repo.dvc("repro")
-    repo.commit("repro")
-    return repo
 
 
 def test_repro_on_demo_then_status_clean(demo_repo):
@@ -224,3 +199,17 @@ def test_aihub_source_on_a_release_shaped_directory(tmp_path_factory):
     for i in (0, 1, 2, 3, 50):
         assert table.loc[hex_id(i), "label"] == ["angry", "happiness", "neutral", "sadness"][i % 4]
     assert repo.status_is_clean("labels")
+
+    # Only corpus watches the wav directory; a changed, added or removed wav reruns exactly what it affects.
+    targets = ("labels", "egemaps_features", "train_tfidf")
+    repo.dvc("repro", *targets)
+    changed = raw / "4차년도" / f"{hex_id(0)}.wav"
+    write_wav(changed, seconds=0.2, seed=1000)                      # same length, other samples
+    assert set(json.loads(repo.dvc("status", "--json", "--with-deps", *targets).stdout)) == {"corpus"}
+    assert ran(repo.dvc("repro", *targets).stdout) == {"corpus", "egemaps_features"}   # not labels, not the text model
+    write_wav(raw / "5차년도/5차_wav" / f"{hex_id(7)}.wav", seconds=0.2, seed=7)  # the missing wav arrives: a new row
+    assert ran(repo.dvc("repro", *targets).stdout) == {"corpus", "labels", "egemaps_features", "train_tfidf"}
+    assert repo.metrics("corpus")["rows_kept"] == 120
+    changed.unlink()                                                # a wav removed: its row is dropped
+    assert ran(repo.dvc("repro", *targets).stdout) == {"corpus", "labels", "egemaps_features", "train_tfidf"}
+    assert repo.metrics("corpus")["dropped_by_reason"]["missing_wav"] == 1

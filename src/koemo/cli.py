@@ -1,7 +1,8 @@
-"""`koemo` command line (also `python -m koemo`). One command so far: `predict`.
+"""`koemo` command line (also `python -m koemo`): `predict` and `share`.
 
     koemo predict --wav clip.wav --text "정말 화가 나요"       one utterance: a table (or --json)
     koemo predict --csv utterances.csv --out predictions.csv  many: columns `wav` (or `wav_path`) and/or `text`
+    koemo share [-r REMOTE]                                   every run made here, restorable by a colleague
 
 Relative wav paths in a CSV are read relative to the CSV's folder; errors name a CSV row by its data row,
 counted from 0. Models come from `--root`'s data/models.
@@ -38,7 +39,25 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--root", type=Path, default=Path("."), help="the koemo project (params.yaml, data/models); default: .")
     predict.add_argument("--device", default="auto", help="auto (cuda when available) | cpu | cuda")
     predict.add_argument("--json", action="store_true", help="one utterance: print JSON instead of a table")
+    share = commands.add_parser("share", help="push the workspace, the run cache and the outputs of every run",
+                                description="dvc push + dvc push --run-cache + the outputs (metrics and plots "
+                                            "included) of every recorded run, so a colleague's `dvc pull --run-cache` "
+                                            "then `dvc repro --pull` restores any setting run here.")
+    share.add_argument("-r", "--remote", help="DVC remote (default: the default remote)")
+    share.add_argument("-j", "--jobs", type=int, help="parallel transfers")
+    share.add_argument("--root", type=Path, default=Path("."), help="the koemo project; default: .")
     return parser
+
+
+def share_command(args: argparse.Namespace) -> int:
+    from koemo.share import share
+
+    sent = share(args.root, remote=args.remote, jobs=args.jobs)
+    print(f"koemo share: the workspace's outputs pushed; {sent['run_records']} run records with "
+          f"{sent['run_objects']} output objects ({sent['run_objects_transferred']} new to the remote"
+          + (f", {sent['run_objects_not_in_cache']} no longer in this cache" if sent["run_objects_not_in_cache"] else "")
+          + "). A colleague: dvc pull --run-cache, then dvc repro --pull.")
+    return 1 if sent["run_objects_failed"] else 0
 
 
 def _read_batch(path: Path):
@@ -147,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from koemo.predict import PredictError
 
     args = _parser().parse_args(argv)
+    if args.command == "share":
+        return share_command(args)
     try:
         return predict_command(args)
     except PredictError as err:

@@ -62,6 +62,17 @@ def configure_threads(runtime: Mapping[str, Any] | None = None) -> int:
     return threads
 
 
+def threads_in_use() -> int | None:
+    """The thread budget this process runs with (what `configure_threads` applied), for the runtime metrics: two
+    queued experiments on one machine must each show their share, not every core."""
+    import sys
+
+    if "torch" in sys.modules:
+        return int(sys.modules["torch"].get_num_threads())
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() else None
+
+
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
 
 

@@ -41,7 +41,7 @@ def remove_stale_temps(target: Path) -> list[Path]:
 
 def sweep_stale_temps(paths) -> list[Path]:
     """Remove every `.<name>.*.tmp` / `.<name>.old` beside each of `paths` (any name: a killed writer of a sibling
-    output counts too). Stages call this on the paths they read and write (`errors.run_stage`), so what a `kill -9`
+    output counts too). Stages call this on the paths they read and write (`stage_runner.run_stage`), so what a `kill -9`
     left is gone after the next stage that works there, even when DVC restores the killed stage from its run cache
     instead of rerunning it. DVC runs one stage at a time in a workspace, so no live writer's temp is touched."""
     removed = []

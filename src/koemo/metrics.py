@@ -95,10 +95,13 @@ def add_metrics_args(parser: argparse.ArgumentParser) -> None:
 
 def write_metrics(path: str | os.PathLike, metrics: Mapping[str, Any], runtime_path: str | os.PathLike | None = None,
                   runtime: Mapping[str, Any] | None = None) -> Path:
-    """Write `metrics` to `path` and, when both are given, `runtime` to `runtime_path` (atomically, rounded)."""
+    """Write `metrics` to `path` and, when both are given, `runtime` to `runtime_path` (atomically, rounded); the
+    runtime figures gain the CPU thread budget the stage ran with."""
+    from koemo.device import threads_in_use
+
     write_json(path, dict(metrics))
     if runtime_path is not None and runtime is not None:
-        write_json(runtime_path, dict(runtime))
+        write_json(runtime_path, {**runtime, "threads": threads_in_use()})
     return Path(path)
 
 
