@@ -132,11 +132,19 @@ def corpus(tmp_path) -> pd.DataFrame:
     add("bad_nan", "train", 0, lambda p: sf.write(p, np.full(4000, np.nan, np.float32), 16000, subtype="FLOAT"))
     add("bad_missing", "train", 1)
     add("bad_silent", "train", 0, lambda p: sf.write(p, np.zeros(16000, np.float32), 16000, subtype="PCM_16"))
+    add("bad_truncated", "train", 1, lambda p: cut_in_half(p, tone(1.0, rate=16000), 16000))
     return pd.DataFrame(rows)
 
 
+def cut_in_half(path, wave, rate):
+    """A wav whose data was cut to half its bytes, the header left saying the whole length."""
+    sf.write(path, wave, rate, subtype="PCM_16")
+    raw = Path(path).read_bytes()
+    Path(path).write_bytes(raw[:44 + (len(raw) - 44) // 2])
+
+
 AUGMENT = AugmentSpec.from_params({"methods": ["noise", "stretch", "pitch"], "copies": 2, "seed": 7})
-FAILED = ["bad_corrupt", "bad_empty", "bad_missing", "bad_nan", "bad_short", "bad_silent"]
+FAILED = ["bad_corrupt", "bad_empty", "bad_missing", "bad_nan", "bad_short", "bad_silent", "bad_truncated"]
 
 
 def run(labels, out, kinds=("melmean",), workers=0, batch_seconds=2.0, augment=AUGMENT, audio=AUDIO):
@@ -149,8 +157,10 @@ def run(labels, out, kinds=("melmean",), workers=0, batch_seconds=2.0, augment=A
 def test_extraction_lists_failures_and_augments_only_training_rows(corpus, tmp_path):
     metrics, runtime = run(corpus, tmp_path / "out")
     assert metrics["failures_by_reason"] == {"empty": 1, "missing": 1, "non_finite": 1, "silent": 1, "too_short": 1,
-                                             "undecodable": 1}
-    assert (metrics["clips_in"], metrics["clips"], metrics["failed"]) == (12, 6, 6)
+                                             "truncated": 1, "undecodable": 1}
+    assert (metrics["clips_in"], metrics["clips"], metrics["failed"]) == (13, 6, 7)
+    assert "declares 16000 frames, the file holds 8000" in pd.read_csv(
+        tmp_path / "out" / "melmean" / "failures.csv", keep_default_na=False).set_index("wav_id").loc["bad_truncated", "detail"]
     failures = pd.read_csv(tmp_path / "out" / "melmean" / "failures.csv", keep_default_na=False)
     assert sorted(failures["wav_id"]) == FAILED
     assert (failures["detail"] != "").all()
