@@ -79,7 +79,7 @@ class Labels(TypedDict, total=False):
 @with_config(_STRICT)
 class Split(TypedDict, total=False):
     test_size: Annotated[float, Field(gt=0, lt=1)]
-    folds: Count
+    folds: Annotated[int, Field(ge=2)]
     seed: int
     group_by: Literal["sentence", "speaker", "sentence+speaker"]
 
