@@ -122,3 +122,39 @@ def test_csv_rows_keep_their_file_lines(tmp_path):
     parsed = read_csv_rows(tmp_path / "x.csv")
     assert parsed.header == ["a", "b"] and parsed.encoding == "utf-8"
     assert parsed.records == [(2, ["1", "2"]), (4, ["multi\nline", "3"]), (6, ["4"])]
+
+
+def test_texts_without_hangul_are_dropped_as_their_own_reason(tmp_path):
+    """Emoji-only or English-only 발화문: no Korean model can read it (group key '', a handful of [UNK]s that pass
+    the unknown-token gate), so it is a counted drop, not a training row."""
+    rows = [make_row(hex_id(1), "좋아요 😊", [("Happiness", 2)] * 5),       # Hangul plus emoji: kept
+            make_row(hex_id(2), "😡😡😡", ANGRY5),
+            make_row(hex_id(3), "I am so angry", ANGRY5),
+            make_row(hex_id(4), "ㅠㅠ", [("Sadness", 1)] * 5)]              # jamo only: Korean, kept
+    write_release(tmp_path / "5차년도.csv", rows, encoding="utf-8")
+    for i in range(1, 5):
+        write_wav(tmp_path / "wav" / f"{hex_id(i)}.wav", seconds=0.1)
+    result = read_aihub_dir(tmp_path)
+    assert list(result.manifest["wav_id"]) == [hex_id(1), hex_id(4)]
+    dropped = result.dropped.set_index("wav_id")
+    assert dropped.loc[[hex_id(2), hex_id(3)], "reason"].tolist() == ["no_hangul", "no_hangul"]
+    assert "'I am so angry'" in dropped.loc[hex_id(3), "detail"]
+    assert summarize(result, "aihub")["dropped_by_reason"]["no_hangul"] == 2
+
+
+def test_a_duplicate_wav_id_names_both_files_and_whether_the_rows_agree(tmp_path):
+    write_release(tmp_path / "4차년도.csv", [make_row(hex_id(1), "정말 싫어", [("Disgust", 2)] * 5),
+                                            make_row(hex_id(2), "같은 줄", ANGRY5)])
+    write_release(tmp_path / "5차년도.csv", [make_row(hex_id(1), "너무 슬퍼", [("Sadness", 2)] * 5),
+                                            make_row(hex_id(2), "같은 줄", ANGRY5)])
+    for i in (1, 2):
+        write_wav(tmp_path / "wav" / f"{hex_id(i)}.wav", seconds=0.1)
+    result = read_aihub_dir(tmp_path)
+    assert len(result.manifest) == 2 and len(result.dropped) == 2
+    dropped = result.dropped.set_index("wav_id")
+    differ, agree = dropped.loc[hex_id(1)], dropped.loc[hex_id(2)]
+    assert differ["reason"] == agree["reason"] == "duplicate_wav_id"
+    assert differ["source_file"].endswith("5차년도.csv") and "4차년도.csv line 2 (kept)" in differ["detail"]
+    assert "disagree" in differ["detail"] and "'정말 싫어' vs '너무 슬퍼'" in differ["detail"]
+    assert "'Disgust' vs 'Sadness'" in differ["detail"]
+    assert "4차년도.csv line 3 (kept); the rows agree" in agree["detail"]

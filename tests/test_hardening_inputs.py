@@ -112,14 +112,14 @@ def _labels_params(**changes) -> dict:
                                         **changes.pop("split", {})}}
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"labels": {"classes": ["angry", "joy"]}}, "labels.classes has ['joy'], not among the rater emotions"),
+@pytest.mark.parametrize("changes, message", [  # the first five: the params schema, before the stage reads anything
+    ({"labels": {"classes": ["angry", "joy"]}}, "labels: params.yaml: labels.classes[1] = 'joy': Input should be 'angry', 'disgust', 'fear'"),
     ({"labels": {"classes": ["angry", "disgust"]}},
      "labels: no rows labelled ['disgust'] under labels.strategy=weighted (of 400 rows: {'angry': "),
-    ({"labels": {"strategy": "vote"}}, "labels.strategy='vote'; choose one of ('weighted', 'majority', 'situation')"),
-    ({"split": {"group_by": "room"}}, "labels: split.group_by='room'; choose one of"),
-    ({"split": {"test_size": 1.5}}, "labels: split.test_size must be in (0, 1) (e.g. 0.2), got 1.5"),
-    ({"split": {"folds": 1}}, "labels: split.folds must be >= 2 (e.g. 4), got 1"),
+    ({"labels": {"strategy": "vote"}}, "labels.strategy = 'vote': Input should be 'weighted', 'majority' or 'situation'"),
+    ({"split": {"group_by": "room"}}, "labels: params.yaml: split.group_by = 'room': Input should be 'sentence', 'speaker' or 'sentence+speaker'"),
+    ({"split": {"test_size": 1.5}}, "labels: params.yaml: split.test_size = 1.5: Input should be less than 1"),
+    ({"split": {"folds": 1}}, "labels: params.yaml: split.folds = 1: Input should be greater than or equal to 2"),
     ({"split": {"group_by": "sentence+speaker"}}, "labels: split.group_by=sentence+speaker joins"),
     ({"split": {"folds": 200}}, "labels: only "),
 ])
@@ -151,8 +151,8 @@ def _stack_inputs(root: Path, oof: bool = True) -> None:
 
 
 @pytest.mark.parametrize("changes, oof, message", [
-    ({"learner": "boosting"}, True, "stack.learner='boosting'; choose one of ('logistic', 'mean')"),
-    ({"features": "logits"}, True, "stack.features='logits'; choose log_proba or proba"),
+    ({"learner": "boosting"}, True, "stack: params.yaml: stack.learner = 'boosting': Input should be 'logistic' or 'mean'"),
+    ({"features": "logits"}, True, "stack: params.yaml: stack.features = 'logits': Input should be 'log_proba' or 'proba'"),
     ({}, False, "stack: only 0 training rows have out-of-fold predictions from every base model (text)"),
 ])
 def test_stack_params_that_cannot_work_are_user_errors(tmp_path, changes, oof, message):

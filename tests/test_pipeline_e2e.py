@@ -1,6 +1,7 @@
 """End-to-end: the DVC pipeline in a throwaway copy of the repo, on a small demo corpus and an AI Hub layout."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -66,13 +67,46 @@ def test_predict_reproduces_the_pipelines_test_probabilities(demo_repo):
     from koemo.cli import predict_in_chunks
     from koemo.predict import Predictor, Utterance
 
-    chunked = predict_in_chunks(Predictor(demo_repo.root, device="cpu"),
+    chunked, _ = predict_in_chunks(Predictor(demo_repo.root, device="cpu"),
                                 [Utterance(str(demo_repo.root / w), t) for w, t in zip(test["wav_path"], test["text"])], chunk=5)
     for model, probs in chunked.items():
         np.testing.assert_allclose(probs, predicted[[f"{model}_prob_{c}" for c in classes]].to_numpy(dtype=float),
                                    atol=1e-5, err_msg=model)
     (demo_repo.root / "batch.csv").unlink()
     (demo_repo.root / "predicted.csv").unlink()
+
+
+def test_predict_flags_what_the_models_cannot_read_and_loses_no_file(demo_repo):
+    """On the real demo models: a truncated wav is refused; English-only, over-long text and a long wav are answered
+    with notes saying so; --out never replaces the input CSV, nor an existing file without --force."""
+    import soundfile as sf
+
+    row = pd.read_parquet(demo_repo.root / "data/labels.parquet").iloc[0]
+    wave, rate = sf.read(demo_repo.root / row["wav_path"], dtype="float32")
+    sf.write(demo_repo.root / "long.wav", np.tile(wave, int(np.ceil(30 / (len(wave) / rate)))), rate, subtype="PCM_16")
+    raw = (demo_repo.root / row["wav_path"]).read_bytes()
+    (demo_repo.root / "cut.wav").write_bytes(raw[:44 + (len(raw) - 44) // 2])
+    cut = demo_repo.run("koemo", "predict", "--wav", "cut.wav", check=False)
+    assert cut.returncode == 2 and "truncated" in cut.stderr and "cut short" in cut.stderr
+    english = demo_repo.run("koemo", "predict", "--text", "I am so angry", "--json")
+    assert any(n.startswith("no_hangul") for n in json.loads(english.stdout)["notes"]) and "no_hangul" in english.stderr
+    long = json.loads(demo_repo.run("koemo", "predict", "--text", row["text"] * 400, "--wav", "long.wav", "--json").stdout)
+    assert [n.split(":")[0] for n in long["notes"]] == ["text_truncated", "audio_cropped"], long["notes"]
+    assert "read the first 64" in long["notes"][0] and "audio read its first 4.0 s" in long["notes"][1]
+    batch = demo_repo.root / "mine.csv"
+    batch.write_text(f"wav,text\nlong.wav,{row['text']}\n", encoding="utf-8")
+    before = batch.read_bytes()
+    same = demo_repo.run("koemo", "predict", "--csv", "mine.csv", "--out", "./mine.csv", "--force", check=False)
+    assert same.returncode == 2 and "is the input CSV" in same.stderr and batch.read_bytes() == before
+    done = demo_repo.run("koemo", "predict", "--csv", "mine.csv", "--out", "out/new/p.csv")
+    assert "created" in done.stdout and "out/new" in done.stdout
+    assert pd.read_csv(demo_repo.root / "out/new/p.csv")["notes"].str.startswith("audio_cropped").all()
+    again = demo_repo.run("koemo", "predict", "--csv", "mine.csv", "--out", "out/new/p.csv", check=False)
+    assert again.returncode == 2 and "--force" in again.stderr
+    assert demo_repo.run("koemo", "predict", "--csv", "mine.csv", "--out", "out/new/p.csv", "--force").returncode == 0
+    for name in ("long.wav", "cut.wav", "mine.csv"):
+        (demo_repo.root / name).unlink()
+    shutil.rmtree(demo_repo.root / "out")
 
 
 def test_predict_one_utterance_and_missing_modality(demo_repo):

@@ -80,3 +80,75 @@ def test_a_missing_fold_or_model_config_is_named(tmp_path):
     (models / "audio/config.json").write_text(json.dumps({"folds": 2, "params": used_params("audio", PARAMS)}))
     with pytest.raises(PredictError, match=r"fold0/model.safetensors is missing"):
         Predictor(tmp_path)
+
+
+@pytest.fixture
+def batch(tmp_path):
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    path = tmp_path / "utts.csv"
+    path.write_text("wav,text\n,정말 화가 나요\n", encoding="utf-8")
+    return path
+
+
+def test_out_never_replaces_the_input_csv_nor_an_existing_file_without_force(batch, capsys):
+    """Measured on main: `--csv utts.csv --out utts.csv` replaced the utterances with predictions. Both refusals
+    come before any model is loaded (there are none here: getting further would say meta.json is missing)."""
+    root, before = batch.parent, batch.read_bytes()
+    for out in (str(batch), str(root / "." / "utts.csv")):
+        assert main(["predict", "--root", str(root), "--csv", str(batch), "--out", out, "--force"]) == 2
+        assert "is the input CSV" in capsys.readouterr().err and batch.read_bytes() == before
+    (root / "old.csv").write_text("keep me", encoding="utf-8")
+    assert main(["predict", "--root", str(root), "--csv", str(batch), "--out", str(root / "old.csv")]) == 2
+    assert "exists: pass --force" in capsys.readouterr().err and (root / "old.csv").read_text() == "keep me"
+    assert main(["predict", "--root", str(root), "--text", "화나", "--out", str(root)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    assert main(["predict", "--root", str(root), "--csv", str(batch), "--out", str(root / "old.csv"), "--force"]) == 2
+    assert "meta.json is missing" in capsys.readouterr().err   # --force gets past the check
+    assert (root / "old.csv").read_text() == "keep me"          # a failed run writes nothing
+
+
+def test_folders_out_creates_are_named_first(tmp_path):
+    from koemo.cli import _check_out
+
+    assert _check_out(tmp_path / "a" / "b" / "p.csv", None, False) == [tmp_path / "a", tmp_path / "a" / "b"]
+    assert not (tmp_path / "a").exists()  # only named here; created when the predictions are written
+    assert _check_out(tmp_path / "p.csv", None, False) == []
+
+
+class _Tokenizer:
+    """Whitespace tokens plus [CLS]/[SEP], untruncated unless asked (as a Hugging Face tokenizer)."""
+
+    def __call__(self, texts, add_special_tokens=True, truncation=False, max_length=None):
+        ids = [[1] + [5] * len(t.split()) + [2] for t in texts]
+        return {"input_ids": [row[:max_length] if truncation else row for row in ids]}
+
+
+def _predictor_with(models, params=PARAMS):
+    """A Predictor shell (no artefacts): enough for `input_notes`."""
+    from types import SimpleNamespace
+
+    predictor = Predictor.__new__(Predictor)
+    predictor.params, predictor.models = params, list(models)
+    predictor.configs = {m: {"mode": "frozen"} for m in models}
+    predictor._cache = {"text_encoder": SimpleNamespace(tokenizer=_Tokenizer(), encode=None)}
+    return predictor
+
+
+def test_notes_say_what_the_models_did_not_read(tmp_path):
+    """Measured on main: English-only text answered with confidence, a 5,000-character text cut to 64 tokens and a
+    30-minute wav answered from its first 4 s / 20 s, all without a word."""
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "long.wav", np.zeros(16000 * 30, np.float32), 16000, subtype="PCM_16")
+    sf.write(tmp_path / "short.wav", np.zeros(16000 * 2, np.float32), 16000, subtype="PCM_16")
+    predictor = _predictor_with(["text", "audio", "multimodal", "tfidf", "egemaps", "fusion"])
+    texts = ["I am so angry", "화가 " * 100, "정말 화가 나요", None]
+    paths = [None, str(tmp_path / "short.wav"), str(tmp_path / "long.wav"), None]
+    notes = predictor.input_notes(texts, paths)
+    assert [[n.split(":")[0] for n in row] for row in notes] == [["no_hangul"], ["text_truncated"], ["audio_cropped"], []]
+    assert notes[1][0] == ("text_truncated: 300 characters = 102 tokens; text, multimodal, fusion read the first 64 "
+                           "(encoders.tiny-electra.max_length)")
+    assert notes[2][0] == ("audio_cropped: the wav is 30.0 s; audio read its first 4.0 s, multimodal, egemaps read "
+                           "its first 20.0 s")
+    assert _predictor_with(["tfidf"]).input_notes(texts[:2], [None, None])[1] == []  # TF-IDF reads every word

@@ -40,6 +40,7 @@ OPTIONAL = ["situation", "age", "gender"]
 DROP_REASONS = (
     "empty_wav_id",
     "empty_text",
+    "no_hangul",
     "unknown_emotion",
     "bad_intensity",
     "too_few_fields",
@@ -47,6 +48,11 @@ DROP_REASONS = (
     "missing_wav",
     "unreadable_wav",
 )
+# The row fields two copies of a wav_id are compared on (canonical name → the header users know).
+_COMPARED = {"text": "발화문", "situation": "상황",
+             **{f"{kind}_{i}": f"{i}번 감정{'세기' if kind == 'intensity' else ''}"
+                for i in range(1, N_ANNOTATORS + 1) for kind in ("emotion", "intensity")}}
+_HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 # Raw download names (`4차_14606.csv`) → the release names most users rename them to.
 _RAW_RELEASE = {"4차": "4차년도", "5차": "5차년도"}
 
@@ -201,6 +207,28 @@ def _display_path(path: Path) -> str:
         return path.as_posix()
 
 
+def has_hangul(text: str) -> bool:
+    """Whether `text` holds a Hangul syllable or jamo. A text without any (emoji, English, digits) is nothing a
+    Korean model can read: its tokens are [UNK] or foreign sub-words, and any answer for it would be noise."""
+    return bool(_HANGUL.search(str(text)))
+
+
+def duplicate_detail(row: dict, first: dict) -> str:
+    """Where the kept copy of a repeated wav_id is, and whether the two rows agree (which fields differ, how)."""
+    def same(key: str) -> bool:  # emotions compared as the labels read them (`Angry` = `angry`)
+        if key.startswith(("emotion", "situation")):
+            return normalize_emotion(first[key]) == normalize_emotion(row[key])
+        return first[key] == row[key]
+
+    differ = [(name, first[key], row[key]) for key, name in _COMPARED.items() if not same(key)]
+    where = f"also {first['source_file']} line {first['source_row']} (kept)"
+    if not differ:
+        return f"{where}; the rows agree"
+    shown = "; ".join(f"{name} {a!r} vs {b!r}" for name, a, b in differ[:4])
+    more = f" (+{len(differ) - 4} more)" if len(differ) > 4 else ""
+    return f"{where}; the rows disagree: {shown}{more} (kept vs this row): check which copy is right"
+
+
 def _row_problem(row: dict, header_fields: int) -> tuple[str, str] | None:
     if row["fields"] < header_fields:  # cut short: its last columns would read as empty, a misleading reason
         return "too_few_fields", f"{row['fields']} fields, the header has {header_fields}"
@@ -208,6 +236,8 @@ def _row_problem(row: dict, header_fields: int) -> tuple[str, str] | None:
         return "empty_wav_id", ""
     if not row["text"]:
         return "empty_text", ""
+    if not has_hangul(row["text"]):
+        return "no_hangul", f"발화문={row['text'][:40]!r}: no Korean letter for a Korean text model to read"
     for i in range(1, N_ANNOTATORS + 1):
         if normalize_emotion(row[f"emotion_{i}"]) is None:
             return "unknown_emotion", f"{i}번 감정={row[f'emotion_{i}']!r}"
@@ -237,7 +267,7 @@ def read_aihub_dir(root: str | os.PathLike) -> ReadResult:
     wavs = index_wavs(root)
 
     kept_rows, drops, files = [], [], []
-    seen_ids: set[str] = set()
+    seen_ids: dict[str, dict] = {}  # wav_id → its kept row (with source_file), for a later duplicate's detail
     for csv_path in csvs:
         frame, encoding, header_fields = read_release_csv(csv_path)
         source = _display_path(csv_path)
@@ -247,7 +277,7 @@ def read_aihub_dir(root: str | os.PathLike) -> ReadResult:
             problem = _row_problem(row, header_fields)
             wav = None
             if problem is None and row["wav_id"] in seen_ids:
-                problem = ("duplicate_wav_id", "")
+                problem = ("duplicate_wav_id", duplicate_detail(row, seen_ids[row["wav_id"]]))
             if problem is None:
                 wav = wavs.get(row["wav_id"])
                 if wav is None:
@@ -261,7 +291,7 @@ def read_aihub_dir(root: str | os.PathLike) -> ReadResult:
                 drops.append({"source_file": source, "source_row": row["source_row"], "wav_id": row["wav_id"],
                               "reason": problem[0], "detail": problem[1]})
                 continue
-            seen_ids.add(row["wav_id"])
+            seen_ids[row["wav_id"]] = {**row, "source_file": source}
             kept_here += 1
             kept_rows.append({**row, "release": release, "source_file": source, "wav_path": _display_path(wav),
                               "sample_rate": int(info.samplerate), "duration_s": float(info.duration)})

@@ -1,11 +1,13 @@
-"""`koemo` command line (also `python -m koemo`): `predict` and `share`.
+"""`koemo` command line (also `python -m koemo`): `predict`, `check` and `share`.
 
     koemo predict --wav clip.wav --text "정말 화가 나요"       one utterance: a table (or --json)
     koemo predict --csv utterances.csv --out predictions.csv  many: columns `wav` (or `wav_path`) and/or `text`
+    koemo check [-S text.model=koelectra]                     validate params.yaml (with DVC-style overrides)
     koemo share [-r REMOTE]                                   every run made here, restorable by a colleague
 
 Relative wav paths in a CSV are read relative to the CSV's folder; errors name a CSV row by its data row,
-counted from 0. Models come from `--root`'s data/models.
+counted from 0. Models come from `--root`'s data/models. `--out` never replaces the input CSV, and replaces an
+existing file only with `--force` (checked before any model loads); the folders it creates are named.
 """
 
 from __future__ import annotations
@@ -35,10 +37,19 @@ def _parser() -> argparse.ArgumentParser:
     one.add_argument("--text", help="its transcript")
     many = predict.add_argument_group("a batch")
     many.add_argument("--csv", type=Path, help="CSV with a `wav` (or `wav_path`) and/or a `text` column")
-    many.add_argument("--out", type=Path, help="where to write the batch's predictions (CSV; default: print it)")
+    predict.add_argument("--out", type=Path, help="write the predictions to this CSV (default: print them); never the "
+                                                  "input CSV; an existing file only with --force")
+    predict.add_argument("--force", action="store_true", help="replace --out when it exists")
     predict.add_argument("--root", type=Path, default=Path("."), help="the koemo project (params.yaml, data/models); default: .")
     predict.add_argument("--device", default="auto", help="auto (cuda when available) | cpu | cuda")
     predict.add_argument("--json", action="store_true", help="one utterance: print JSON instead of a table")
+    check = commands.add_parser("check", help="validate params.yaml against the schema every stage applies",
+                                description="Validate params.yaml (types, ranges, allowed names) as every stage does "
+                                            "before any work. `-S key=value` applies an override first, as "
+                                            "`dvc exp run -S` would, so a typo is caught before DVC starts.")
+    check.add_argument("--params", type=Path, default=Path("params.yaml"), help="default: params.yaml")
+    check.add_argument("-S", "--set-param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a value (dotted key; the value is read as YAML), repeatable")
     share = commands.add_parser("share", help="push the workspace, the run cache and the outputs of every run",
                                 description="dvc push + dvc push --run-cache + the outputs (metrics and plots "
                                             "included) of every recorded run, so a colleague's `dvc pull --run-cache` "
@@ -47,6 +58,65 @@ def _parser() -> argparse.ArgumentParser:
     share.add_argument("-j", "--jobs", type=int, help="parallel transfers")
     share.add_argument("--root", type=Path, default=Path("."), help="the koemo project; default: .")
     return parser
+
+
+def check_command(args: argparse.Namespace) -> int:
+    """`koemo check`: params.yaml (+ overrides) through `koemo.params.validate_params`; 0 when valid."""
+    from koemo.params import load_params, validate_params
+
+    params = load_params(args.params) if not args.overrides else _with_overrides(args.params, args.overrides)
+    if args.overrides:
+        validate_params(params, f"{args.params} with {' '.join(f'-S {o}' for o in args.overrides)}")
+    print(f"koemo check: {args.params}{' with the overrides' if args.overrides else ''} is valid "
+          f"({len(params)} sections)")
+    return 0
+
+
+def _with_overrides(path: Path, overrides: Sequence[str]) -> dict:
+    """params.yaml with each `a.b.c=value` applied (value parsed as YAML, as DVC does), not validated yet."""
+    import yaml
+
+    from koemo.params import InvalidParams, MissingParams
+
+    if not path.is_file():
+        raise MissingParams(f"{path} not found: run from the repository root or pass --params")
+    params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep or not key:
+            raise InvalidParams(f"-S {override}: expected KEY=VALUE, e.g. -S text.model=koelectra")
+        *parents, leaf = key.split(".")
+        node = params
+        for part in parents:
+            node = node.setdefault(part, {}) if isinstance(node, dict) else None
+            if node is None:
+                raise InvalidParams(f"-S {override}: {part} is not a section")
+        node[leaf] = yaml.safe_load(value)
+    return params
+
+
+def _check_out(out: Path, csv: Path | None, force: bool) -> list[Path]:
+    """Refuse an --out that would lose a file, before any model loads: the input CSV itself (even with --force),
+    a directory, or an existing file without --force. Returns the folders that writing it will create."""
+    import os
+
+    from koemo.predict import PredictError
+
+    if csv is not None and (out.resolve() == csv.resolve() or (out.exists() and csv.exists() and os.path.samefile(out, csv))):
+        raise PredictError(f"--out {out} is the input CSV: writing there would replace your utterances with the "
+                           "predictions. Choose another --out (e.g. predictions.csv).")
+    if out.is_dir():
+        raise PredictError(f"--out {out} is a directory: give a file path, e.g. {out / 'predictions.csv'}")
+    if out.exists() and not force:
+        raise PredictError(f"--out {out} exists: pass --force to replace it, or choose another path")
+    missing, parent = [], out.absolute().parent
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    for folder in missing:
+        if folder.exists() and not folder.is_dir():
+            raise PredictError(f"--out {out}: {folder} is a file, not a folder")
+    return list(reversed(missing))
 
 
 def share_command(args: argparse.Namespace) -> int:
@@ -111,14 +181,34 @@ def _print_table(utterance, probs, classes) -> None:
 
 
 def predict_in_chunks(predictor, utterances, chunk: int = CHUNK) -> dict:
-    """`predictor.predict` over `chunk` utterances at a time (memory stays flat on a long CSV), with progress."""
+    """(`predictor.predict` over `chunk` utterances at a time (memory stays flat on a long CSV), with progress;
+    each utterance's notes)."""
     import numpy as np
     from tqdm import tqdm
 
-    parts = [predictor.predict(utterances[start:start + chunk], first_row=start)
-             for start in tqdm(range(0, len(utterances), chunk), desc="predict", unit="chunk",
-                               disable=len(utterances) <= chunk)]
-    return {model: np.concatenate([part[model] for part in parts]) for model in parts[0]}
+    parts, notes = [], []
+    for start in tqdm(range(0, len(utterances), chunk), desc="predict", unit="chunk", disable=len(utterances) <= chunk):
+        parts.append(predictor.predict(utterances[start:start + chunk], first_row=start))
+        notes += getattr(predictor, "notes", None) or [[] for _ in utterances[start:start + chunk]]
+    return {model: np.concatenate([part[model] for part in parts]) for model in parts[0]}, notes
+
+
+def _print_notes(notes, first_row: int | None = None) -> None:
+    """Each utterance's notices on stderr (a batch: counted by kind, the first few named; all are in `notes`)."""
+    if first_row is None:
+        for note in notes[0]:
+            print(f"koemo predict: note: {note}", file=sys.stderr)
+        return
+    flagged = [(row, note) for row, row_notes in enumerate(notes) for note in row_notes]
+    if not flagged:
+        return
+    kinds: dict[str, int] = {}
+    for _, note in flagged:
+        kinds[note.split(":")[0]] = kinds.get(note.split(":")[0], 0) + 1
+    print(f"koemo predict: {len({row for row, _ in flagged})} row(s) have notes (the `notes` column): "
+          + ", ".join(f"{kind} {n}" for kind, n in kinds.items()), file=sys.stderr)
+    for row, note in flagged[:5]:
+        print(f"  row {row}: {note}", file=sys.stderr)
 
 
 def predict_command(args: argparse.Namespace) -> int:
@@ -129,6 +219,7 @@ def predict_command(args: argparse.Namespace) -> int:
         raise PredictError("give --wav and/or --text (one utterance) or --csv FILE (a batch)")
     if args.csv is not None and (args.wav is not None or args.text is not None):
         raise PredictError("use either --csv or --wav/--text, not both")
+    created = _check_out(args.out, args.csv, args.force) if args.out is not None else []
     utterances = _read_batch(args.csv) if args.csv is not None else [Utterance(args.wav, args.text)]
     problem = input_problem(utterances[0]) if args.csv is None else None
     if problem:  # checked before any model is loaded
@@ -139,19 +230,25 @@ def predict_command(args: argparse.Namespace) -> int:
 
     hf_logging.disable_progress_bar()  # per-model "Loading weights" bars would bury the answer
     predictor = Predictor(args.root, device=args.device)
-    probs = predict_in_chunks(predictor, utterances)
+    probs, notes = predict_in_chunks(predictor, utterances)
     classes = predictor.classes
-    if args.csv is not None:
-        table = result_table(utterances, probs, classes)
+    if args.csv is not None or args.out is not None:
+        table = result_table(utterances, probs, classes, notes)
         if args.out is not None:
+            _check_out(args.out, args.csv, args.force)  # again: it may have appeared while the models ran
+            for folder in created:
+                folder.mkdir(exist_ok=True)
             write_csv(args.out, table)
             complete = int((table["stack_predicted"] != "").sum())
-            print(f"koemo predict: {len(table)} utterances → {args.out} ({complete} with a stack prediction)")
+            made = f"; created {', '.join(str(f) for f in created)}" if created else ""
+            print(f"koemo predict: {len(table)} utterance(s) → {args.out} ({complete} with a stack prediction){made}")
         else:
             table.to_csv(sys.stdout, index=False)
+        _print_notes(notes, first_row=0)
         return 0
+    _print_notes(notes)
     if args.json:
-        out = {"wav": args.wav, "text": args.text, "classes": classes, "models": {}}
+        out = {"wav": args.wav, "text": args.text, "classes": classes, "notes": notes[0], "models": {}}
         for model, p in probs.items():
             finite = all(math.isfinite(v) for v in p[0])
             out["models"][model] = ({"probabilities": dict(zip(classes, map(float, p[0]))), "predicted": classes[int(p[0].argmax())]}
@@ -163,14 +260,14 @@ def predict_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from koemo.predict import PredictError
+    from koemo.errors import UserError
 
     args = _parser().parse_args(argv)
     if args.command == "share":
         return share_command(args)
     try:
-        return predict_command(args)
-    except PredictError as err:
+        return check_command(args) if args.command == "check" else predict_command(args)
+    except UserError as err:
         print(f"koemo {args.command}: {err}", file=sys.stderr)
         return 2
 

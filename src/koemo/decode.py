@@ -22,7 +22,7 @@ R = TypeVar("R")
 
 #: failure reasons a decoder can report (`too_short` is added by the feature step: it depends on the kind's n_fft;
 #: `silent` by `reject_silent`)
-DECODE_REASONS = ("missing", "undecodable", "empty", "non_finite", "silent")
+DECODE_REASONS = ("missing", "undecodable", "truncated", "empty", "non_finite", "silent")
 
 
 @dataclass
@@ -74,14 +74,49 @@ def resample(wave: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray
     return np.ascontiguousarray(soxr.resample(wave, source_rate, target_rate, quality="HQ"), dtype=np.float32)
 
 
+def wav_truncation(path: str) -> str | None:
+    """Why a RIFF/WAVE file is cut short, or None: its `data` chunk declares more bytes than the file holds.
+
+    libsndfile quietly shortens such a file to what is there (a copy cut at half its bytes reads as half its length),
+    so a model would learn from, or answer, part of a recording. Only the header is read; a file that is not RIFF
+    WAVE, or a streamed one whose data size is unset (0 or 0xFFFFFFFF), is left to the decoder."""
+    import struct
+
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            if handle.read(12)[:4] != b"RIFF":
+                return None
+            block_align, offset = 0, 12
+            while offset + 8 <= size:
+                handle.seek(offset)
+                chunk, length = struct.unpack("<4sI", handle.read(8))
+                if chunk == b"fmt ":
+                    block_align = struct.unpack("<H", handle.read(14)[12:14])[0]
+                elif chunk == b"data":
+                    present = size - offset - 8
+                    if length in (0, 0xFFFFFFFF) or length <= present or not block_align:
+                        return None
+                    return (f"the header declares {length // block_align} frames, the file holds {present // block_align} "
+                            f"({present} of {length} data bytes): cut short; copy or download it again")
+                offset += 8 + length + (length & 1)
+    except (OSError, struct.error):
+        return None  # the decoder names what is wrong with it
+    return None
+
+
 CROP_MARGIN_SECONDS = 0.05  # read past a crop so the resampler's edge never reaches the samples kept
 
 
 def decode_clip(path: str, sample_rate: int, max_seconds: float | None = None) -> Decoded:
     """Read, mix down and resample one file — only its first `max_seconds` when given, so a 10-minute clip costs
-    what its crop costs; never raises for bad input (the reason says what was wrong)."""
+    what its crop costs; never raises for bad input (the reason says what was wrong). A wav cut short is refused
+    (`truncated`), whatever the crop: its header and its data disagree, so which part survived is unknown."""
     if not os.path.isfile(path):
         return Decoded(None, "missing", f"no such file: {path}")
+    cut = wav_truncation(path)
+    if cut is not None:
+        return Decoded(None, "truncated", cut)
     try:
         frames, rate, seconds = _read(path, None if max_seconds is None else max_seconds + CROP_MARGIN_SECONDS)
     except Exception as err:  # libsndfile's errors are RuntimeError/LibsndfileError/ValueError, all "cannot decode"

@@ -27,6 +27,7 @@ from koemo.params import load_params
 
 MODELS_DIR = Path("data/models")
 WEIGHTS = {"tfidf": "weights.safetensors"}  # a fold's weights file, where it is not a network's model.safetensors
+TEXT_ENCODER_MODELS = ("text", "multimodal", "fusion")  # read text.model's tokens (truncated at its max_length)
 NEEDS = {"text": ("text",), "audio": ("wav",), "multimodal": ("text", "wav"), "wav2vec2": ("wav",), "fusion": (),
          "tfidf": ("text",), "egemaps": ("wav",)}
 
@@ -93,6 +94,7 @@ class Predictor:
         self._cache: dict[str, Any] = {}
         self._decoded: dict[tuple[str, int], Any] = {}  # (path, rate) → Decoded, for one `predict` call
         self._row: dict[str, int] = {}                  # path → its utterance's row, for messages
+        self.notes: list[list[str]] = []                # per utterance of the last `predict`: what no answer shows
 
     # ---- artefact checks -------------------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -325,10 +327,75 @@ class Predictor:
         probs[[i for i in range(len(texts)) if texts[i] is None and paths[i] is None]] = np.nan
         return probs
 
+    # ---- notices: what a model did not read ---------------------------------------------------------------------
+    def _audio_crops(self) -> list[tuple[str, float]]:
+        """(models, seconds) each audio model reads of a clip, for the models this stack uses; the frozen SSL
+        features (wav2vec2, fusion) chunk the whole clip and crop nothing."""
+        from koemo.features.spectral import FeatureSpec
+
+        audio, crops = self.params["audio"], {}
+        if "audio" in self.models:
+            spec = FeatureSpec.from_params(self._spec("audio")["features"], audio)
+            crops.setdefault(spec.crop_samples / spec.sample_rate, []).append("audio")
+        if "multimodal" in self.models:
+            spec = FeatureSpec.from_params(self._spec("multimodal")["audio_features"], audio)
+            crops.setdefault(spec.crop_samples / spec.sample_rate, []).append("multimodal")
+        if "egemaps" in self.models:
+            crops.setdefault(float(self.params["egemaps"]["max_seconds"]), []).append("egemaps")
+        if "wav2vec2" in self.models and self.configs["wav2vec2"].get("mode", "frozen") == "finetune":
+            crops.setdefault(float(self._spec("wav2vec2")["max_seconds"]), []).append("wav2vec2")
+        return sorted(((", ".join(models), seconds) for seconds, models in crops.items()), key=lambda item: item[1])
+
+    def _token_counts(self, texts: Sequence[str]) -> tuple[list[int], bool]:
+        """(tokens of each text with special tokens, untruncated; exact?) under the text.model tokenizer. A tokenizer
+        without an untruncated mode gives the truncated count (a text that fills max_length may have been longer)."""
+        encoder = self._text_encoder()
+        try:
+            return [len(ids) for ids in encoder.tokenizer(list(texts), add_special_tokens=True,
+                                                          truncation=False)["input_ids"]], True
+        except Exception:  # noqa: BLE001 - e.g. the sentencepiece tokenizer: fall back to the truncated ids
+            return [len(ids) for ids in encoder.encode(list(texts))], False
+
+    def input_notes(self, texts: Sequence[str | None], paths: Sequence[str | None]) -> list[list[str]]:
+        """Per utterance, what the answer cannot show: a text with no Hangul (no Korean model reads it), a text longer
+        than the encoder's max_length (truncated), a clip longer than a model's crop (only its start is read)."""
+        from koemo.aihub import has_hangul
+
+        notes: list[list[str]] = [[] for _ in texts]
+        for i, text in enumerate(texts):
+            if text is not None and not has_hangul(text):
+                notes[i].append("no_hangul: the text has no Korean letter; the text models' answer is not meaningful")
+        reading = [i for i, t in enumerate(texts) if t is not None]
+        if reading and any(m in self.models for m in TEXT_ENCODER_MODELS):
+            name = self.params["text"]["model"]
+            limit = int(self.params["encoders"][name].get("max_length", 64))
+            counts, exact = self._token_counts([texts[i] for i in reading])
+            for i, count in zip(reading, counts):
+                if count > limit or (not exact and count >= limit):
+                    how = f"{count} tokens" if exact else f"at least {count} tokens"
+                    notes[i].append(f"text_truncated: {len(texts[i])} characters = {how}; "
+                                    f"{', '.join(m for m in TEXT_ENCODER_MODELS if m in self.models)} read the first "
+                                    f"{limit} (encoders.{name}.max_length)")
+        crops = self._audio_crops()
+        for i, path in enumerate(paths):
+            if path is None or not crops:
+                continue
+            try:
+                import soundfile as sf
+
+                seconds = float(sf.info(path).duration)
+            except Exception:  # noqa: BLE001 - an unreadable wav is refused, with its reason, when decoded
+                continue
+            cut = [f"{models} read its first {limit:.1f} s" for models, limit in crops if seconds > limit + 1e-9]
+            if cut:
+                notes[i].append(f"audio_cropped: the wav is {seconds:.1f} s; " + ", ".join(cut))
+        return notes
+
     # ---- public ------------------------------------------------------------------------------------------------
     def predict(self, utterances: Sequence[Utterance], first_row: int = 0) -> dict[str, np.ndarray]:
         """{base model…, "stack": [n, classes] float32}; NaN rows where a model's inputs are absent. Errors name
-        an utterance as `row first_row + i` (a CSV's data rows counted from 0)."""
+        an utterance as `row first_row + i` (a CSV's data rows counted from 0). `self.notes` then holds each
+        utterance's notices (`input_notes`)."""
         from koemo.stack import MetaLearner
 
         n, c = len(utterances), len(self.classes)
@@ -336,6 +403,7 @@ class Predictor:
         paths = [present(u.wav) for u in utterances]
         self._decoded = {}
         self._row = {p: first_row + i for i, p in reversed(list(enumerate(paths))) if p is not None}
+        self.notes = self.input_notes(texts, paths)
         given = {"text": np.array([t is not None for t in texts], dtype=bool),
                  "wav": np.array([p is not None for p in paths], dtype=bool)}
         out: dict[str, np.ndarray] = {}
@@ -361,11 +429,14 @@ class Predictor:
         return out
 
 
-def result_table(utterances: Sequence[Utterance], probs: Mapping[str, np.ndarray], classes: Sequence[str]):
-    """One row per utterance: its inputs, then `<model>_prob_<class>` and `<model>_predicted` per model."""
+def result_table(utterances: Sequence[Utterance], probs: Mapping[str, np.ndarray], classes: Sequence[str],
+                 notes: Sequence[Sequence[str]] | None = None):
+    """One row per utterance: its inputs, `notes` (what the answer cannot show, `; `-joined; empty when none), then
+    `<model>_prob_<class>` and `<model>_predicted` per model."""
     import pandas as pd
 
-    frame = pd.DataFrame({"wav": [u.wav for u in utterances], "text": [u.text for u in utterances]})
+    frame = pd.DataFrame({"wav": [u.wav for u in utterances], "text": [u.text for u in utterances],
+                          "notes": ["; ".join(n) for n in notes] if notes is not None else ""})
     for model, p in probs.items():
         for k, name in enumerate(classes):
             frame[f"{model}_prob_{name}"] = p[:, k]
