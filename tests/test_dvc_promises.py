@@ -81,11 +81,14 @@ def test_exp_run_back_to_an_earlier_setting_restores_and_keeps_one_copy(demo_rep
 
 
 def test_rerun_and_checkout_keep_one_copy(demo_repo):
-    """`dvc repro -f` reproduces the features' bytes (already cached): linked again, not left as a second copy.
-    Checking out another commit's outputs links them too."""
-    out = demo_repo.dvc("repro", "-f", "-s", "audio_features").stdout
-    assert "audio_features" in ran(out)
+    """`dvc repro -f` reproduces a directory output's bytes (already cached): every file is linked to the cache
+    again, not left as a second copy. Checking out another commit's outputs links them too."""
+    embeddings = demo_repo.root / "data/embeddings/tiny-bert"
+    out = demo_repo.dvc("repro", "-f", "-s", "text_embeddings@tiny-bert").stdout
+    assert "text_embeddings@tiny-bert" in ran(out)
     assert demo_repo.status_is_clean()
+    copies = [f.name for f in embeddings.rglob("*") if f.is_file() and not f.is_symlink() and f.stat().st_nlink < 2]
+    assert not copies, f"left as copies beside the cache: {copies}"
     ratio = copies_ratio(demo_repo.root)
     assert ratio <= MAX_COPIES, ratio
     demo_repo.git("checkout", "-q", "-b", "other-c")
