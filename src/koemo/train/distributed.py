@@ -68,6 +68,7 @@ def run_in_processes(stage: str, runtime: Mapping[str, Any] | None, script: str 
     process' last stderr lines, so the stage exits with status 1 and that message instead of hanging or flooding.
     """
     if launched():
+        die_with_launcher()
         if rank() == 0 and os.environ.get(RANK0_STDERR):
             sys.stderr = _Tee(sys.stderr, os.environ[RANK0_STDERR])  # still on the console; kept to report a failure
         return False
@@ -87,6 +88,7 @@ def run_in_processes(stage: str, runtime: Mapping[str, Any] | None, script: str 
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # the failure is reported below, once
     with tempfile.TemporaryDirectory(prefix=f"koemo-{stage}-ranks-") as logs:
         os.environ[RANK0_STDERR] = str(Path(logs) / "rank0.stderr")
+        os.environ[LAUNCHER_PID] = str(os.getpid())
         others = ",".join(f"{r}:3" for r in range(1, count))  # local ranks >= 1: stdout + stderr to files only
         launch = ["--nproc-per-node", str(count), "--log-dir", logs, *(["--redirects", others] if others else []),
                   str(script), *args]
@@ -121,6 +123,25 @@ def failure_message(stage: str, failed, logs: Path, count: int, seconds: float) 
         said = "\n".join(lines[-15:]) or "(nothing on stderr)"
     return (f"process {global_rank} of {count * nodes()} failed (exit status {first.exitcode}) after {seconds:.0f} s "
             f"and torchrun stopped the others; it said:\n{said}")
+
+
+LAUNCHER_PID = "KOEMO_LAUNCHER_PID"
+
+
+def die_with_launcher() -> None:
+    """SIGKILL this worker when the launcher dies. torchrun starts workers in their own session, so a SIGKILL of the
+    stage's process group (DVC interrupted, `kill -9`, a test) would otherwise leave them training on, orphans that
+    write outputs and resume state after DVC has given up on the stage. Linux only (prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+    import signal
+
+    expected = os.environ.get(LAUNCHER_PID)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if expected and os.getppid() != int(expected):  # it died before the line above
+        os._exit(1)
 
 
 RANK0_STDERR = "KOEMO_RANK0_STDERR"  # where local rank 0 copies its stderr (the others' goes to torchrun's files)
