@@ -27,3 +27,7 @@ tar czf "$OUT/metrics.tgz" metrics
 for b in audio_features augment text_embeddings train_step; do
   timeout 240 python3 "benchmarks/$b.py" 2>&1 | grep -v "it/s\]" | tee "$OUT/bench_$b.txt" || echo "$b: stopped" | tee -a "$OUT/bench_$b.txt"
 done
+# 1 process vs one per GPU (torchrun, NCCL, same global batch), base-size BERT: the training-stage scaling figure
+gpus=$(python3 -c "import torch; print(torch.cuda.device_count())")
+timeout 300 python3 benchmarks/distributed.py --base --rows 4096 --processes 1 "$gpus" 2>&1 | tee "$OUT/bench_distributed.txt" \
+  || echo "distributed: stopped" | tee -a "$OUT/bench_distributed.txt"

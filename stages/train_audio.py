@@ -7,6 +7,7 @@ from koemo.lineage import used_params
 from koemo.params import load_params
 from koemo.shards import ShardStore
 from koemo.train.audio import AudioInputs
+from koemo.train.distributed import run_in_processes
 from koemo.train.runner import TrainingPaths, headline, read_labels, run_training_stage, training_parser
 
 
@@ -16,6 +17,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     paths = TrainingPaths.from_args(args)
     params = load_params()
+    if run_in_processes("train_audio", params.get("runtime"), __file__, argv):
+        return  # runtime.processes workers ran the stage
     classes = params["labels"]["classes"]
     spec = params["train_audio"]
     labels = read_labels(paths.labels, classes)

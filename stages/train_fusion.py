@@ -8,6 +8,7 @@ from koemo.params import load_params
 from koemo.shards import ShardStore
 from koemo.ssl.inputs import FusionInputs, SSLStore
 from koemo.ssl.layer_weights import with_layer_weights
+from koemo.train.distributed import run_in_processes
 from koemo.train.runner import TrainingPaths, headline, read_labels, run_training_stage, training_parser
 
 
@@ -18,6 +19,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     paths = TrainingPaths.from_args(args)
     params = load_params()
+    if run_in_processes("train_fusion", params.get("runtime"), __file__, argv):
+        return  # runtime.processes workers ran the stage
     classes = params["labels"]["classes"]
     spec = params["train_fusion"]
     store = SSLStore(args.ssl)

@@ -5,12 +5,15 @@ from koemo.lineage import used_params
 from koemo.params import load_params
 from koemo.text.registry import load_encoder
 from koemo.train.text import TextInputs
+from koemo.train.distributed import run_in_processes
 from koemo.train.runner import TrainingPaths, headline, read_labels, run_training_stage, training_parser
 
 
 def main(argv: list[str] | None = None) -> None:
     paths = TrainingPaths.from_args(training_parser(__doc__).parse_args(argv))
     params = load_params()
+    if run_in_processes("train_text", params.get("runtime"), __file__, argv):
+        return  # runtime.processes workers ran the stage
     classes = params["labels"]["classes"]
     name = params["text"]["model"]
     encoder_params = params["encoders"][name]

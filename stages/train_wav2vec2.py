@@ -12,6 +12,7 @@ from koemo.lineage import used_params
 from koemo.params import load_params
 from koemo.ssl.inputs import SSLInputs, SSLStore
 from koemo.ssl.layer_weights import check_mode, with_layer_weights
+from koemo.train.distributed import run_in_processes
 from koemo.train.runner import TrainingPaths, headline, read_labels, run_training_stage, training_parser
 
 
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     paths = TrainingPaths.from_args(args)
     params = load_params()
+    if run_in_processes("train_wav2vec2", params.get("runtime"), __file__, argv):
+        return  # runtime.processes workers ran the stage
     classes = params["labels"]["classes"]
     spec = params["train_wav2vec2"]
     mode = check_mode(spec)

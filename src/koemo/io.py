@@ -43,8 +43,11 @@ def sweep_stale_temps(paths) -> list[Path]:
     """Remove every `.<name>.*.tmp` / `.<name>.old` beside each of `paths` (any name: a killed writer of a sibling
     output counts too). Stages call this on the paths they read and write (`stage_runner.run_stage`), so what a `kill -9`
     left is gone after the next stage that works there, even when DVC restores the killed stage from its run cache
-    instead of rerunning it. DVC runs one stage at a time in a workspace, so no live writer's temp is touched."""
+    instead of rerunning it. DVC runs one stage at a time in a workspace, so no live writer's temp is touched; of a
+    stage's several processes (torchrun sets RANK) only rank 0 writes, and only it sweeps."""
     removed = []
+    if os.environ.get("RANK", "0") != "0":
+        return removed
     for parent in {Path(p).parent for p in paths}:
         if parent.is_dir():
             for leftover in [*parent.glob(".*.tmp"), *parent.glob(".*.old")]:

@@ -52,6 +52,7 @@ BaseModel_ = Literal["text", "audio", "multimodal", "wav2vec2", "fusion", "tfidf
 class Runtime(TypedDict, total=False):
     threads: Union[Literal["auto"], Count]
     jobs: Count
+    processes: Count   # network training stages: torchrun workers on this machine (koemo.train.distributed)
 
 
 @with_config(_STRICT)

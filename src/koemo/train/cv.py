@@ -209,10 +209,12 @@ def kept_files(fold_dir: Path) -> list[Path]:
 
 def cross_validate(labels: pd.DataFrame, plans: Sequence[FoldPlan], train_fold: FoldTrainer, n_classes: int,
                    out_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
-                   saves: bool = True) -> CVResult:
+                   saves: bool = True, share: Callable[[Any], Any] = lambda found: found) -> CVResult:
     """The one K-fold loop: train one model per plan, collect OOF and fold-mean test probabilities, save each fold
     (model files, probabilities, record) in `out_dir/fold<k>/` as it completes. With `resume`, a fold complete
-    there is reused instead of trained (a fold in progress may continue from its own checkpoint)."""
+    there is reused instead of trained (a fold in progress may continue from its own checkpoint). Under several
+    processes only the one that `saves` looks in `out_dir` and `share` hands what it found to the others, so they
+    all skip or train the same folds."""
     n = len(labels)
     oof = np.full((n, n_classes), np.nan, dtype=np.float32)
     test_sum = np.zeros((n, n_classes), dtype=np.float64)
@@ -221,7 +223,7 @@ def cross_validate(labels: pd.DataFrame, plans: Sequence[FoldPlan], train_fold: 
     records = []
     for plan in tqdm(plans, desc="folds", unit="fold", disable=not progress):
         fold_dir = Path(out_dir) / f"fold{plan.fold}" if out_dir is not None else None
-        done = load_fold(fold_dir) if resume and fold_dir is not None else None
+        done = share(load_fold(fold_dir) if resume and fold_dir is not None and saves else None)
         if done is not None:
             record, held, test = done
             print(f"fold {plan.fold}: reused (complete in {fold_dir})", flush=True)
@@ -251,9 +253,14 @@ def torch_folds(labels: pd.DataFrame, build: Callable[[FoldPlan], FoldJob], trai
 
     def train(plan: FoldPlan, fold_dir: Path | None) -> FoldOutcome:
         seed_everything(trainer.config.seed + plan.fold, trainer.device)  # model init + dropout + augmentation
-        job = build(plan)
+        job = build(plan)  # the same inputs and initial weights in every process
         check_no_leak(job, plan, wav_ids)
-        checkpoint = fold_dir / CHECKPOINT if fold_dir is not None and trainer.is_main_process else None
+        acc = trainer.accelerator
+        if acc.num_processes > 1:
+            import torch
+  # each process its own dropout / augmentation draws for its slice of each batch
+            torch.manual_seed(trainer.config.seed + plan.fold + 7919 * acc.process_index)
+        checkpoint = fold_dir / CHECKPOINT if fold_dir is not None else None  # only the main process writes it
         fit = trainer.fit(job.model, job.train, job.valid, tag=f"fold{plan.fold}", checkpoint=checkpoint)
         prior = class_prior(y[present(plan.fit, job.absent)], c).astype(np.float32)
         held = np.tile(prior, (len(plan.holdout), 1))
@@ -282,8 +289,10 @@ def torch_folds(labels: pd.DataFrame, build: Callable[[FoldPlan], FoldJob], trai
 def run_cv(labels: pd.DataFrame, plans: Sequence[FoldPlan], build: Callable[[FoldPlan], FoldJob], trainer: Trainer,
            out_dir: str | Path | None = None, resume: bool = False) -> CVResult:
     """`cross_validate` with `torch_folds`: the networks' K-fold OOF run."""
+    from koemo.train.distributed import broadcast
+
     return cross_validate(labels, plans, torch_folds(labels, build, trainer), trainer.n_classes, out_dir, resume,
-                          trainer.config.progress, saves=trainer.is_main_process)
+                          trainer.config.progress, saves=trainer.is_main_process, share=broadcast)
 
 
 def save_model_weights(model, path: Path) -> None:

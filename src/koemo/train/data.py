@@ -1,7 +1,7 @@
 """What the trainer iterates: `Examples` (dataset + labels + the wav_id behind each row) and seeded batching.
 
 Batch order comes from `EpochBatchSampler`, seeded by (seed, epoch) alone, so CPU runs repeat exactly and,
-under `accelerate launch`, every process draws the same order before accelerate shards it. Text batches are
+under several processes, every process draws the same order and reads its slice of each batch. Text batches are
 length-grouped (similar lengths together, each padded only to its own longest) to spend little on padding.
 """
 
@@ -75,9 +75,16 @@ class EpochBatchSampler:
         return -(-self.n // self.batch_size)
 
 
-def make_loader(examples: Examples, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
-    """A single-process DataLoader (num_workers=0: nothing nondeterministic, nothing to fork on 2 cores)."""
+def make_loader(examples: Examples, batch_size: int, shuffle: bool, seed: int = 0,
+                shard: tuple[int, int] | None = None) -> DataLoader:
+    """A single-process DataLoader (num_workers=0: nothing nondeterministic, nothing to fork on 2 cores). `shard`
+    (processes, this one's index): each global batch of `batch_size` rows is cut in that many slices and this
+    process reads its own (`distributed.ShardedBatchSampler`)."""
     sampler = EpochBatchSampler(len(examples), batch_size, shuffle, seed, examples.lengths)
+    if shard is not None:
+        from koemo.train.distributed import ShardedBatchSampler
+
+        sampler = ShardedBatchSampler(sampler, *shard)
     return DataLoader(examples.dataset, batch_sampler=sampler, collate_fn=examples.collate, num_workers=0)
 
 

@@ -22,6 +22,7 @@ from koemo.io import atomic_dir, write_csv, write_json, write_parquet
 from koemo.metrics import add_metrics_args, format_rate, write_metrics
 from koemo.train.cv import (CVResult, FoldJob, FoldPlan, FoldTrainer, confusion_table, cross_validate, kept_files,
                             plan_folds, predictions_frame, summarize, torch_folds)
+from koemo.train.distributed import broadcast
 from koemo.train.trainer import TrainConfig, Trainer, describe_device
 
 LABEL_COLUMNS = ["wav_id", "wav_path", "text", "split", "fold", "group", "label", "label_id"]
@@ -126,7 +127,8 @@ def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str],
     `koemo predict` can refuse weights built with other params; default: the `train` and `train_<model>` sections.
     With `paths.resume_dir`, each fold is kept there as it completes (and the fold in progress checkpointed per
     epoch) under a key of params, inputs and code; a rerun after a crash reuses them, and the directory is removed
-    once every output is written.
+    once every output is written. Under several processes (`koemo.train.distributed`) every one trains and predicts
+    its share; only the main one looks in and writes the resume directory and writes the outputs.
     """
     import shutil
 
@@ -142,20 +144,20 @@ def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str],
         valid_fraction = 0.0  # fitted on the whole training part of each fold: no early-stopping slice
     with ExitStack() as stack:
         if paths.resume_dir is not None:
-            fold_store = Path(paths.resume_dir) / resume_key(model, recorded, paths)
-            for stale in Path(paths.resume_dir).glob("*"):  # another key: params, inputs or code changed since
+            fold_store = Path(paths.resume_dir) / broadcast(resume_key(model, recorded, paths) if main_process else None)
+            for stale in Path(paths.resume_dir).glob("*") if main_process else ():  # another key: params, inputs or code changed
                 if stale != fold_store:
                     shutil.rmtree(stale, ignore_errors=True)
         else:
             fold_store = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"koemo-{model}-folds-")))
         result = cross_validate(labels, plans, train_fold, len(classes), out_dir=fold_store,
-                                resume=paths.resume_dir is not None, progress=trainer is None or trainer.config.progress,
-                                saves=main_process)
+                                resume=paths.resume_dir is not None, progress=main_process and (trainer is None or trainer.config.progress),
+                                saves=main_process, share=broadcast)
         metrics = {"model": model, **summarize(labels, result, classes, folds, valid_fraction)}
         runtime = runtime_figures(result, trainer, time.perf_counter() - start)
-        warn_near_collapse(model, metrics, float(shared.get("warn_min_recall", 0.2)))
-        # Under `accelerate launch` only the main process writes; the others trained their shard of each batch.
+        # Under several processes only the main one writes; the others trained their slice of each batch and wait.
         if main_process:
+            warn_near_collapse(model, metrics, float(shared.get("warn_min_recall", 0.2)))
             with atomic_dir(paths.model_dir) as tmp:
                 for plan in plans:
                     (tmp / f"fold{plan.fold}").mkdir()
@@ -168,8 +170,11 @@ def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str],
             write_parquet(paths.predictions, predictions_frame(labels, result, classes))
             write_csv(paths.confusion, confusion_table(labels, result, classes))
             write_metrics(paths.metrics, metrics, paths.runtime, runtime)
-    if trainer is not None:
+    if trainer is not None and trainer.accelerator.num_processes > 1:
+        import torch.distributed as dist
+
         trainer.accelerator.wait_for_everyone()
+        dist.destroy_process_group()  # the stage's group ends with its outputs written
     if paths.resume_dir is not None and main_process:
         shutil.rmtree(paths.resume_dir, ignore_errors=True)
         try:

@@ -1,7 +1,8 @@
 """The one training loop every model uses: accelerate for the device, early stopping on validation macro-F1.
 
-`accelerate` picks CUDA → MPS → CPU on its own and, under `accelerate launch`, wraps the model in DDP and
-shards the batches with no change here. On a GPU the forward pass runs under bf16 (fp16 where bf16 is
+`accelerate` picks CUDA → MPS → CPU on its own. Under several processes (`runtime.processes`, see
+`koemo.train.distributed`) it wraps the model in DDP; each process trains on its slice of every global batch of
+`batch_size` rows, with the loss normalised over the whole batch, so the gradient is the 1-process one. On a GPU the forward pass runs under bf16 (fp16 where bf16 is
 unsupported, with loss scaling); on CPU everything stays fp32 with deterministic algorithms, so the same
 seed gives the same weights, probabilities and metrics byte for byte.
 """
@@ -21,6 +22,7 @@ from torch import nn
 from koemo.device import describe as describe_device  # noqa: F401  (re-exported for the stages and benchmark)
 from koemo.metrics import classification_report
 from koemo.train.data import Examples, make_loader
+from koemo.train.distributed import broadcast, gather, gather_rows, launched
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu")
@@ -90,14 +92,22 @@ def make_accelerator(precision: str = "auto", device: str = "auto"):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
-    cpu = device == "cpu"
+    # accelerate only joins a torchrun process group on CPU when told cpu=True (with cpu=False and no GPU it falls back
+    # to one process per worker: N independent runs racing on the same files)
+    cpu = device == "cpu" or (launched() and not torch.cuda.is_available())
     probe_type = "cpu" if cpu else ("cuda" if torch.cuda.is_available() else "other")
     wanted = mixed_precision(precision, probe_type)
     state = AcceleratorState._shared_state
     if state and (state.get("_mixed_precision") != wanted or state.get("_cpu", cpu) != cpu):
         # A different device also needs a new PartialState, except under `accelerate launch` (its process group).
         AcceleratorState._reset_state(reset_partial_state=state.get("_cpu", cpu) != cpu and state.get("num_processes", 1) == 1)
-    return Accelerator(mixed_precision=wanted, cpu=cpu)
+    if not launched():
+        return Accelerator(mixed_precision=wanted, cpu=cpu)
+    from accelerate.utils import DataLoaderConfiguration
+
+    # split_batches: a global batch is `batch_size` rows however many processes share it, so the schedule steps once
+    # per optimizer step (accelerate's default would step it once per process)
+    return Accelerator(mixed_precision=wanted, cpu=cpu, dataloader_config=DataLoaderConfiguration(split_batches=True))
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -159,25 +169,34 @@ class Trainer:
         the epoch in progress and, resumed, ends with the same weights as an uninterrupted one.
         """
         config, acc = self.config, self.accelerator
-        loader = make_loader(train, config.batch_size, shuffle=True, seed=config.seed)
+        shard = (acc.num_processes, acc.process_index) if acc.num_processes > 1 else None
+        loader = make_loader(train, config.batch_size, shuffle=True, seed=config.seed, shard=shard)
         weight = class_weights(train.labels, self.n_classes) if config.class_weighted else None
         criterion = nn.CrossEntropyLoss(weight=None if weight is None else weight.to(acc.device))
         optimizer = torch.optim.AdamW(optimizer_params(model, config.lr), lr=config.lr, weight_decay=config.weight_decay)
         scheduler = make_scheduler(optimizer, config, total_steps=config.epochs * len(loader))
-        model, optimizer, loader, scheduler = acc.prepare(model, optimizer, loader, scheduler)
+        if shard is None:
+            model, optimizer, loader, scheduler = acc.prepare(model, optimizer, loader, scheduler)
+        else:  # the loader is already this process' share (accelerate's sharding would pad with repeated rows)
+            model, optimizer, scheduler = acc.prepare(model, optimizer, scheduler)
 
         result = FitResult(epochs_run=0, best_epoch=0, best_valid_macro_f1=None)
         best_state, stale = None, 0
-        if checkpoint is not None and Path(checkpoint).is_file():
-            result, best_state, stale = load_checkpoint(checkpoint, acc.unwrap_model(model), optimizer, scheduler)
-            print(f"{tag}: resumed after epoch {result.epochs_run} from {checkpoint}", flush=True)
+        # rank 0 reads the checkpoint and hands it to the others (on other machines they have no copy)
+        state = broadcast(read_checkpoint(checkpoint) if checkpoint is not None and self.is_main_process
+                          and Path(checkpoint).is_file() else None) if checkpoint is not None else None
+        if state is not None:
+            result, best_state, stale = restore_checkpoint(state, acc.unwrap_model(model), optimizer, scheduler,
+                                                           acc.process_index)
+            if self.is_main_process:
+                print(f"{tag}: resumed after epoch {result.epochs_run} from {checkpoint}", flush=True)
         try:
             for epoch in range(result.epochs_run + 1, config.epochs + 1):
                 if result.epochs_run and _stopped(result, config, stale, valid):
                     break
                 # accelerate's loader numbers its passes itself (0, 1, …) and hands that number to the sampler when a
                 # pass starts; setting it here keeps the batch order a function of the epoch, also after a resume
-                loader.set_epoch(epoch - 1)
+                (loader.set_epoch if hasattr(loader, "set_epoch") else loader.batch_sampler.set_epoch)(epoch - 1)
                 start = time.perf_counter()
                 loss_sum, seen = self._train_epoch(model, loader, optimizer, scheduler, criterion, f"{tag} epoch {epoch}")
                 result.train_seconds += time.perf_counter() - start
@@ -199,7 +218,10 @@ class Trainer:
                 else:
                     stale += 1
                 if checkpoint is not None:
-                    save_checkpoint(checkpoint, acc.unwrap_model(model), optimizer, scheduler, result, best_state, stale)
+                    rng = gather(_rng_states())  # every process' generators (their dropout draws differ)
+                    if self.is_main_process:
+                        save_checkpoint(checkpoint, acc.unwrap_model(model), optimizer, scheduler, result, best_state,
+                                        stale, rng)
             if best_state is not None:
                 acc.unwrap_model(model).load_state_dict(best_state)
         finally:
@@ -214,6 +236,18 @@ class Trainer:
         loss_sum, seen = torch.zeros((), device=acc.device), 0  # summed on the device: no GPU sync per step
         for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not (config.progress and self.is_main_process)):
             labels = batch.pop("labels")
+            if acc.num_processes > 1:
+                batch, labels = send_to(batch, acc.device), labels.to(acc.device)
+                loss, rows = self._shard_loss(model, batch, labels, criterion)
+                optimizer.zero_grad(set_to_none=True)
+                acc.backward(loss * acc.num_processes)  # DDP averages over processes: the global batch's gradient
+                if config.grad_clip:
+                    acc.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                loss_sum += loss.detach() * rows
+                seen += rows
+                continue
             logits = model(**batch)
             loss = criterion(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)
@@ -224,7 +258,22 @@ class Trainer:
             scheduler.step()
             loss_sum += loss.detach() * len(labels)
             seen += len(labels)
+        if acc.num_processes > 1:
+            loss_sum = acc.reduce(loss_sum, reduction="sum")  # each process summed its share of each batch's mean
         return float(loss_sum), seen
+
+    def _shard_loss(self, model, batch, labels, criterion) -> tuple[torch.Tensor, int]:
+        """This process' part of the global batch's loss: the sum of its rows' (weighted) losses over the weight of
+        the whole batch (one small all-reduce), so the parts add up to the 1-process mean whatever the shard sizes."""
+        import torch.nn.functional as F
+
+        weight = criterion.weight
+        local = torch.stack([weight[labels].sum() if weight is not None else torch.tensor(float(len(labels))),
+                             torch.tensor(float(len(labels)))]).to(self.accelerator.device)
+        total = self.accelerator.reduce(local, reduction="sum")
+        logits = model(**batch)
+        losses = F.cross_entropy(logits.float(), labels, weight=weight, reduction="none")
+        return losses.sum() / total[0], int(total[1].item())
 
     def predict(self, model: nn.Module, examples: Examples, batch_size: int | None = None) -> np.ndarray:
         """float32 class probabilities [rows, classes] in `examples` order."""
@@ -233,6 +282,8 @@ class Trainer:
         if not len(examples):
             return probs
         loader = make_loader(examples, batch_size or self.config.batch_size, shuffle=False)
+        if acc.num_processes > 1:
+            return self._predict_shared(model, examples, _sampler_of(loader).batches())
         order = np.concatenate(_sampler_of(loader).batches())
         prepared = acc.prepare_data_loader(loader)
         if not isinstance(model, nn.parallel.DistributedDataParallel) and next(model.parameters()).device != acc.device:
@@ -248,6 +299,28 @@ class Trainer:
         model.train(was_training)
         probs[order] = np.concatenate(chunks)
         return probs
+
+    def _predict_shared(self, model: nn.Module, examples: Examples, batches: list[np.ndarray]) -> np.ndarray:
+        """Each process predicts every N-th batch with the plain module (no DDP collectives in its forward), then all
+        gather every row's probabilities: each row predicted once, none padded in, every process the same array."""
+        from torch.utils.data import DataLoader
+
+        acc = self.accelerator
+        module = acc.unwrap_model(model)
+        if next(module.parameters()).device != acc.device:
+            module = module.to(acc.device)
+        mine = batches[acc.process_index::acc.num_processes]
+        rows = np.concatenate(mine) if mine else np.zeros(0, dtype=np.int64)
+        chunks = [np.zeros((0, self.n_classes), dtype=np.float32)]
+        was_training = module.training
+        module.eval()
+        with torch.inference_mode(), acc.autocast():
+            for batch in DataLoader(examples.dataset, batch_sampler=[b.tolist() for b in mine], collate_fn=examples.collate):
+                batch.pop("labels")
+                logits = module(**send_to(batch, acc.device)).float()
+                chunks.append(torch.softmax(logits, dim=-1).cpu().numpy())
+        module.train(was_training)
+        return gather_rows(len(examples), rows, np.concatenate(chunks))
 
 
 def _stopped(result: FitResult, config: TrainConfig, stale: int, valid: Examples | None) -> bool:
@@ -280,12 +353,20 @@ def _set_rng_states(states: dict) -> None:
     random.setstate((version, tuple(state), gauss_next))
 
 
-def save_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, result: FitResult, best_state, stale: int) -> None:
-    """The fit after its last finished epoch (written atomically: a kill mid-write leaves the previous one)."""
+def send_to(batch, device):
+    from accelerate.utils import send_to_device
+
+    return send_to_device(batch, device)
+
+
+def save_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, result: FitResult, best_state, stale: int,
+                    rng: list[dict] | None = None) -> None:
+    """The fit after its last finished epoch (written atomically: a kill mid-write leaves the previous one). `rng`:
+    every process' generator states in rank order (default: this process')."""
     from koemo.io import atomic_path
 
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-             "best_state": best_state, "stale": stale, "rng": _rng_states(),
+             "best_state": best_state, "stale": stale, "rng": rng if rng is not None else [_rng_states()],
              "result": {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
                         "best_valid_macro_f1": result.best_valid_macro_f1, "history": result.history,
                         "train_samples": result.train_samples, "train_seconds": result.train_seconds}}
@@ -293,14 +374,23 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, result: 
         torch.save(state, tmp)
 
 
-def load_checkpoint(path: Path, model: nn.Module, optimizer, scheduler) -> tuple[FitResult, dict | None, int]:
-    """Restore what `save_checkpoint` wrote (tensors and plain types only: weights_only)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+def read_checkpoint(path: Path) -> dict:
+    """What `save_checkpoint` wrote (tensors and plain types only: weights_only)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def restore_checkpoint(state: dict, model: nn.Module, optimizer, scheduler, index: int = 0) -> tuple[FitResult, dict | None, int]:
+    """Put a read checkpoint back; process `index` takes its own generator states (a run resumed under another
+    process count wraps round them: a valid run, not a bit-for-bit continuation)."""
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    _set_rng_states(state["rng"])
+    _set_rng_states(state["rng"][index % len(state["rng"])])
     return FitResult(**state["result"]), state["best_state"], int(state["stale"])
+
+
+def load_checkpoint(path: Path, model: nn.Module, optimizer, scheduler) -> tuple[FitResult, dict | None, int]:
+    return restore_checkpoint(read_checkpoint(path), model, optimizer, scheduler)
 
 
 def optimizer_params(model: nn.Module, lr: float):
