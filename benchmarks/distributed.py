@@ -26,25 +26,16 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def worker(rows: int, repeats: int, base: bool) -> None:
-    import torch
-
     from koemo.params import load_params
-    from koemo.train.trainer import TrainConfig, Trainer, seed_everything
-    from train_step import CLASSES, base_text_case, text_case
+    from koemo.train.trainer import TrainConfig, Trainer
+    from train_step import CLASSES, base_text_case, best_epoch_rate, text_case
 
     params = load_params(ROOT / "params.yaml")
     _, make_model, examples, spec = base_text_case(rows) if base else text_case(params, rows, None)
     config = TrainConfig.from_params({"seed": 0, "device": "auto", "progress": False},
                                      {**spec, "epochs": 1, "warmup_ratio": 0.0})
     trainer = Trainer(config, CLASSES)
-    best = 0.0
-    for i in range(repeats + 1):
-        seed_everything(config.seed, trainer.device)
-        result = trainer.fit(make_model(), examples)
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        if i:
-            best = max(best, result.train_samples / result.train_seconds)
+    best = best_epoch_rate(trainer, make_model, examples, repeats)
     if trainer.is_main_process:
         print("RESULT " + json.dumps({"processes": trainer.accelerator.num_processes, "samples_per_second": best,
                                       "device": str(trainer.device.type), "batch": config.batch_size}), flush=True)

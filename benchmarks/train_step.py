@@ -33,18 +33,23 @@ from koemo.train.trainer import TrainConfig, Trainer, describe_device, seed_ever
 CLASSES = 4
 
 
-def epoch_rate(make_model, examples: Examples, config: TrainConfig, repeats: int) -> tuple[float, str]:
+def best_epoch_rate(trainer: Trainer, make_model, examples: Examples, repeats: int) -> float:
     """Best samples/s over `repeats` one-epoch fits (a first, untimed epoch warms kernels and caches up)."""
-    trainer = Trainer(config, CLASSES)
     best = 0.0
     for i in range(repeats + 1):
-        seed_everything(config.seed, trainer.device)
+        seed_everything(trainer.config.seed, trainer.device)
         result = trainer.fit(make_model(), examples)
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         if i:
             best = max(best, result.train_samples / result.train_seconds)
-    return best, trainer.precision
+    return best
+
+
+def epoch_rate(make_model, examples: Examples, config: TrainConfig, repeats: int) -> tuple[float, str]:
+    """Best samples/s over `repeats` one-epoch fits, and the precision they ran in."""
+    trainer = Trainer(config, CLASSES)
+    return best_epoch_rate(trainer, make_model, examples, repeats), trainer.precision
 
 
 def audio_case(params, rows: int):

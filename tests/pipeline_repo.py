@@ -36,31 +36,26 @@ def restored(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Stage '") and "is cached" in line}
 
 
-def disk_bytes(*roots: Path) -> int:
-    """Bytes the files below `roots` take, each inode counted once (a hard link to the cache is not a second copy;
-    a symlink counts nothing, its target is counted where it lives)."""
+def _unique_bytes(paths, follow_symlinks: bool) -> int:
     seen, total = set(), 0
-    for root in roots:
-        for path in root.rglob("*"):
-            if path.is_symlink() or not path.is_file():
-                continue
+    for path in paths:
+        if path.is_file() and (follow_symlinks or not path.is_symlink()):
             info = path.stat()
             if (info.st_dev, info.st_ino) not in seen:
                 seen.add((info.st_dev, info.st_ino))
                 total += info.st_size
     return total
+
+
+def disk_bytes(*roots: Path) -> int:
+    """Bytes the files below `roots` take, each inode counted once (a hard link to the cache is not a second copy;
+    a symlink counts nothing, its target is counted where it lives)."""
+    return _unique_bytes((p for root in roots for p in root.rglob("*")), follow_symlinks=False)
 
 
 def workspace_bytes(root: Path) -> int:
     """Bytes of the pipeline's outputs under data/ as the workspace sees them (symlinks followed), each file once."""
-    seen, total = set(), 0
-    for path in (root / "data").rglob("*"):
-        if path.is_file():
-            info = path.stat()
-            if (info.st_dev, info.st_ino) not in seen:
-                seen.add((info.st_dev, info.st_ino))
-                total += info.st_size
-    return total
+    return _unique_bytes((root / "data").rglob("*"), follow_symlinks=True)
 
 
 def copies_ratio(root: Path) -> float:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_repo import BIN, PipelineRepo, copies_ratio, ran, restored
+from pipeline_repo import PipelineRepo, copies_ratio, ran, restored
 
 pytestmark = pytest.mark.e2e
 
