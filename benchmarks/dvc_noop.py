@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -56,9 +57,11 @@ def project_copy(source: Path, dest: Path, rows: int) -> Path:
         if (source / name).is_file() and not name.startswith(("metrics/", "plots/", "dvclive/", "dvc.lock")):
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source / name, dest / name)
-    params = yaml.safe_load((dest / "params.yaml").read_text(encoding="utf-8"))
-    params["data"].update(source="aihub", aihub_dir="data/raw/aihub")
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    text = (dest / "params.yaml").read_text(encoding="utf-8")  # edited as text: DVC parses it, comments and all
+    text = re.sub(r"(?m)^(  source: )demo\b", r"\1aihub", text)
+    text = re.sub(r"(?m)^(  aihub_dir: )\S+", r"\1data/raw/aihub", text)
+    assert yaml.safe_load(text)["data"]["source"] == "aihub", "params.yaml: data.source not found"
+    (dest / "params.yaml").write_text(text, encoding="utf-8")
     write_release(dest / "data/raw/aihub", rows)
     for args in (["init", "-q", "-b", "main"], ["add", "-A"],
                  ["-c", "user.email=noop@koemo", "-c", "user.name=noop", "commit", "-qm", "noop"]):
