@@ -3,10 +3,11 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.koemo-installed
+CHROMIUM ?= /usr/bin/chromium
 # dvc.yaml's stage commands call `python`: make it the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test bench scale clean-venv
+.PHONY: demo test bench scale offline-plots clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,9 +19,18 @@ demo: $(STAMP)
 	$(BIN)/dvc repro
 	$(BIN)/dvc status
 
-## make test: the test suite
-test: $(STAMP)
+## make test: the test suite (installs Debian's chromium, when root and missing, for the offline-plots browser test)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "make test: the offline-plots test needs Debian's chromium (sudo apt-get install chromium)"; fi
+
+## make offline-plots: rebuild .dvc/plots/offline.html (vega, vega-lite, vega-embed inlined) from the npm registry
+offline-plots:
+	$(BIN)/python docs/build_offline_plots.py
 
 ## make bench: the benchmark scripts (print ratios measured side by side)
 bench: $(STAMP)
