@@ -7,7 +7,7 @@ CHROMIUM ?= /usr/bin/chromium
 # dvc.yaml's stage commands call `python`: make it the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test bench scale offline-plots clean-venv
+.PHONY: demo test bench scale clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,10 +27,6 @@ $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "make test: the offline-plots test needs Debian's chromium (sudo apt-get install chromium)"; fi
-
-## make offline-plots: rebuild .dvc/plots/offline.html (vega, vega-lite, vega-embed inlined) from the npm registry
-offline-plots:
-	$(BIN)/python docs/build_offline_plots.py
 
 ## make bench: the benchmark scripts (print ratios measured side by side)
 bench: $(STAMP)
