@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.koemo-installed
 # dvc.yaml's stage commands call `python`: make it the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test bench scale clean-venv
+.PHONY: demo check aihub test bench scale clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,22 @@ $(STAMP): pyproject.toml
 
 ## make demo: run the whole DVC pipeline on the embedded demo corpus (a second run does nothing)
 demo: $(STAMP)
+	$(BIN)/koemo check
 	$(BIN)/dvc repro
 	$(BIN)/dvc status
+
+## make check: what params.yaml will need (data, encoders, GPU, cores, disk, RAM), in seconds; exit 1 on a blocker
+check: $(STAMP)
+	$(BIN)/koemo check
+
+## make aihub AIHUB_DIR=/path/to/copy [PROFILE=aihub-cpu]: the real job: its params, what changed, the check, the run
+PROFILE ?= aihub-gpu
+aihub: $(STAMP)
+	test -n "$(AIHUB_DIR)" || { echo "make aihub AIHUB_DIR=/path/to/your/AI-Hub/copy [PROFILE=aihub-cpu]"; exit 2; }
+	$(BIN)/koemo profile $(PROFILE) --dir "$(AIHUB_DIR)"
+	$(BIN)/dvc params diff
+	$(BIN)/koemo check
+	$(BIN)/dvc repro
 
 ## make test: the test suite
 test: $(STAMP)

@@ -57,7 +57,7 @@ def project_copy(source: Path, dest: Path, rows: int) -> Path:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source / name, dest / name)
     params = yaml.safe_load((dest / "params.yaml").read_text(encoding="utf-8"))
-    params["data"].update(source="aihub", aihub_dir="data/raw/aihub")
+    params["data"].update(source="aihub", dir="data/raw/aihub")
     (dest / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
     write_release(dest / "data/raw/aihub", rows)
     for args in (["init", "-q", "-b", "main"], ["add", "-A"],
@@ -114,7 +114,7 @@ def main() -> None:
             for name, source in projects:
                 project = project_copy(source, Path(tmp) / f"{name}-{size}", size)
                 owners = sum(1 for stage in yaml.safe_load((project / "dvc.yaml").read_text())["stages"].values()
-                             if "${data.aihub_dir}" in stage.get("do", stage).get("deps", []))
+                             if "${data.dir}" in stage.get("do", stage).get("deps", []))
                 status = median_of([dvc, "status", "-q"], project)
                 repro = median_of([dvc, "repro"], project)
                 rows.append((size, name, owners, status, repro))

@@ -91,7 +91,7 @@ def project_copy(dest: Path, release: Path) -> Path:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, dest / name)
     params = yaml.safe_load((dest / "params.yaml").read_text(encoding="utf-8"))
-    params["data"].update(source="aihub", aihub_dir=str(release))
+    params["data"].update(source="aihub", dir=str(release))
     params["text"]["encoders"] = ["tiny-bert"]
     params["text"]["model"] = "tiny-bert"
     (dest / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
@@ -101,19 +101,21 @@ def project_copy(dest: Path, release: Path) -> Path:
     return dest
 
 
-def measured(command: list[str], cwd: Path) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS in bytes of the largest process it ran, output), in a fresh parent process so the
-    RSS belongs to this command alone."""
+def measured(command: list[str], cwd: Path) -> tuple[float, int, str, float]:
+    """(wall seconds, peak RSS in bytes of the largest process it ran, output, CPU seconds of all its processes), in
+    a fresh parent process so the RSS and CPU belong to this command alone. CPU seconds are the figure to compare
+    on a shared machine: wall time there says as much about the neighbours as about the stage."""
     probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
              "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-             "print(repr((time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, "
-             "r.returncode, (r.stdout + r.stderr)[-3000:])))")
+             "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+             "print(repr((time.perf_counter() - t, u.ru_maxrss * 1024, "
+             "r.returncode, (r.stdout + r.stderr)[-3000:], u.ru_utime + u.ru_stime)))")
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1"}
     done = subprocess.run([sys.executable, "-c", probe, *command], cwd=cwd, env=env, capture_output=True, text=True)
-    seconds, rss, code, output = eval(done.stdout.strip().splitlines()[-1])  # noqa: S307 (our own repr)
+    seconds, rss, code, output, cpu = eval(done.stdout.strip().splitlines()[-1])  # noqa: S307 (our own repr)
     if code != 0:
         raise SystemExit(f"{' '.join(command)} failed in {cwd}:\n{output}")
-    return seconds, rss, output
+    return seconds, rss, output, cpu
 
 
 def disk_bytes(project: Path) -> int:
@@ -137,14 +139,15 @@ def run_size(rows: int, workdir: Path) -> dict:
     print(f"N={rows}: synthesised {hours:.2f} h of 48 kHz audio in {time.perf_counter() - started:.0f} s", flush=True)
     project = project_copy(workdir / f"project-{rows}", release)
     dvc = str(BIN / "dvc")
-    measured([dvc, "repro", "-s", "demo"], project)  # the demo stage is a no-op for data.source=aihub
     out = {"rows": rows, "audio_hours": hours, "stages": {}}
     for stage, outs in STAGES:
         before = disk_bytes(project)
-        seconds, rss, _ = measured([dvc, "repro", "-s", stage], project)
+        seconds, rss, _, cpu = measured([dvc, "repro", "-s", stage], project)
         clips = json.loads((project / "metrics/labels.json").read_text())["rows_kept"] if stage != "corpus" else rows
-        out["stages"][stage] = {"seconds": seconds, "peak_rss": rss, "disk_per_clip": (disk_bytes(project) - before) / clips}
-        print(f"  {stage:28s} {seconds:7.1f} s  peak RSS {rss / 2**20:6.0f} MiB  "
+        out["stages"][stage] = {"seconds": seconds, "cpu_seconds": cpu, "peak_rss": rss,
+                                "disk_per_clip": (disk_bytes(project) - before) / clips}
+        print(f"  {stage:28s} {seconds:7.1f} s  {cpu:7.1f} CPU-s ({cpu / clips * 1000:5.1f} ms/clip)  "
+              f"peak RSS {rss / 2**20:6.0f} MiB  "
               f"{out['stages'][stage]['disk_per_clip'] / 1024:8.1f} KiB/clip added to data + cache", flush=True)
     out["clips"] = json.loads((project / "metrics/labels.json").read_text())["rows_kept"]
     out["disk_total"] = disk_bytes(project)
@@ -177,7 +180,7 @@ def main() -> None:
     sizes = [r["rows"] for r in results]
     print(f"\n{'stage':28s}" + "".join(f"{'N=' + str(n):>22s}" for n in sizes) + f"{'exponent':>10s}{'RSS ×':>7s}"
           f"{'→ 44k rows':>14s}")
-    projection = {}
+    projection, cpu_projection = {}, {}
     for stage, _ in STAGES:
         seconds = [r["stages"][stage]["seconds"] for r in results]
         rss = [r["stages"][stage]["peak_rss"] for r in results]
@@ -186,15 +189,21 @@ def main() -> None:
         cells = "".join(f"{s:7.1f} s {m / 2**20:5.0f} MiB{r['stages'][stage]['disk_per_clip'] / 1024:5.0f}K"
                         for s, m, r in zip(seconds, rss, results))
         print(f"{stage:28s}{cells}{b:10.2f}{rss[-1] / rss[0]:7.2f}{projection[stage] / 60:11.1f} min")
+        cpu = [r["stages"][stage]["cpu_seconds"] for r in results]
+        cpu_projection[stage] = cpu[-1] * (TARGET_ROWS / sizes[-1]) ** exponent(sizes, cpu)
+        print(f"{'':28s}" + "".join(f"{c:9.1f} CPU-s {c / r['clips'] * 1000:6.1f} ms/clip" for c, r in zip(cpu, results))
+              + f"{exponent(sizes, cpu):10.2f}{'':7s}{cpu_projection[stage] / 60:11.1f} CPU-min")
     print(f"{'no-op dvc status / repro':28s}" + "".join(f"{r['noop_status']:10.1f} s {r['noop_repro']:7.1f} s  "
                                                         for r in results))
     per_clip = results[-1]["disk_total"] / results[-1]["clips"]
     clips_44k = results[-1]["clips"] / sizes[-1] * TARGET_ROWS
     print(f"\nprojection for {TARGET_ROWS:,} rows ({clips_44k:,.0f} labelled clips): data stages "
-          f"{sum(projection.values()) / 3600:.1f} h on this machine, data + DVC cache {per_clip * clips_44k / 2**30:.1f} GiB "
+          f"{sum(projection.values()) / 3600:.1f} h on this machine ({sum(cpu_projection.values()) / 3600:.1f} CPU-h), "
+          f"data + DVC cache {per_clip * clips_44k / 2**30:.1f} GiB "
           f"({per_clip / 1024:.0f} KiB per labelled clip, linked outputs counted once)")
     if args.json:
-        args.json.write_text(json.dumps({"results": results, "projection_seconds": projection}, indent=2))
+        args.json.write_text(json.dumps({"results": results, "projection_seconds": projection,
+                                         "projection_cpu_seconds": cpu_projection}, indent=2))
     if args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
 
