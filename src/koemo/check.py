@@ -102,7 +102,7 @@ def check_data(params: Mapping[str, Any], root: Path) -> tuple[list[Row], int]:
                 ".flac": "convert to wav", ".mp3": "convert to wav"}.get(suffix, "remove it or convert it")
         rows.append(Row(f"other files ({suffix})", WARN, f"{len(files)} below {directory} not read, e.g. "
                         f"{files[0].relative_to(path).as_posix()}", hint))
-    return rows, len(found) if ids else total
+    return rows, total  # every row as a clip: an upper bound (labels keeps fewer), and the figure once wavs are fixed
 
 
 def _walk(path: Path) -> tuple[list[Path], list[Path], dict[str, Path]]:
@@ -237,7 +237,10 @@ def _locate(kind: str, registry: str, name: str, spec: Mapping[str, Any], tiny_s
             missing.append(f"a tokenizer file ({' / '.join(choices)})")
     if missing:
         pickles = sorted(p.name for p in snapshot.glob("*.bin"))
-        fix = ("convert the .bin to safetensors (see README, Pretrained models)" if pickles and weights else
+        fix = ("koemo loads safetensors only (a .bin is a pickle): convert it once on a trusted machine, "
+               "`AutoModel.from_pretrained(DIR, use_safetensors=False).save_pretrained(OUT)`, and set "
+               f"{registry}.{name}.path to OUT; or pin {registry}.{name}.revision to a commit with model.safetensors"
+               if pickles and weights else
                f"`hf download {hub_id}`" + (f" --revision {revision}" if revision else "") if hub_id and not path
                else f"put {', '.join(missing)} in {path}")
         return BLOCKER, f"{where} lacks {', '.join(missing)}" + (f" (has {', '.join(pickles)})" if pickles else ""), fix
@@ -416,8 +419,9 @@ def check_machine(params: Mapping[str, Any], root: Path, clips: int, free_disk: 
     total = sum(need.values())
     free = shutil.disk_usage(_existing(root / "data")).free if free_disk is None else free_disk
     top = sorted(need.items(), key=lambda kv: -kv[1])[:3]
+    per_clip = f"{total / clips / 1024:.0f} KiB/clip: " if clips else ""
     detail = (f"{free / 2**30:.1f} GiB free; outputs ≈ {total / 2**30:.1f} GiB for {clips:,} clips "
-              f"({total / max(clips, 1) / 1024:.0f} KiB/clip: " + ", ".join(f"{k} {v / 2**30:.1f} GiB" for k, v in top) + ")")
+              f"({per_clip}" + ", ".join(f"{k} {v / 2**30:.1f} GiB" for k, v in top) + ")")
     if free < total * MARGIN:
         rows.append(Row("disk", BLOCKER, detail, f"free {(total * MARGIN - free) / 2**30:.1f} GiB more (need ×{MARGIN} "
                         "the outputs), or move the repo / DVC cache (`dvc cache dir`) to a larger disk"))
