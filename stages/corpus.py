@@ -24,11 +24,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     source = load_params()["data"]["source"]
     if source not in SOURCES:
-        raise UnknownSource(f"data.source={source!r}: choose demo or aihub (`koemo profile aihub-gpu --dir PATH` sets it with data.dir)")
+        raise UnknownSource(f"data.source={source!r}: choose demo or aihub (`koemo profile aihub-gpu --dir PATH` "
+                            "sets it with data.dir)")
     started = time.perf_counter()
     if source == "demo" and not args.data_dir.is_dir():
         raise NoAIHubData(f"data.dir {args.data_dir} does not exist: the demo stage writes it (`dvc repro demo`), "
-                            "or choose your data with `koemo profile aihub-gpu --dir PATH`")
+                          "or choose your data with `koemo profile aihub-gpu --dir PATH`")
     result = read_aihub_dir(args.data_dir)
     write_parquet(args.manifest, result.manifest)
     write_csv(args.dropped, result.dropped)

@@ -226,3 +226,13 @@ def test_corpus_on_aihub_params_does_not_need_the_demo_and_the_demo_needs_no_aih
     done = repo.dvc("repro", "-s", "corpus")
     assert "Running stage 'corpus'" in done.stdout and not (repo.root / "data" / "raw" / "demo").exists()
     assert repo.metrics("corpus")["rows_kept"] == 5
+
+
+def test_the_old_aihub_dir_key_names_its_new_name(tmp_path, capsys):
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    params["data"] = {"source": "aihub", "aihub_dir": "/data/aihub"}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+    assert main(["check", "--params", str(path)]) == 2
+    assert "data.aihub_dir was renamed data.dir (the one directory the corpus stage reads): data.dir: /data/aihub" \
+        in capsys.readouterr().err

@@ -22,7 +22,6 @@ import pandas as pd
 
 from koemo.decode import Decoded, decode_clip, ordered_map, reject_silent
 from koemo.errors import UserError
-from koemo.metrics import format_rate
 
 FAILURE_COLUMNS = ["wav_id", "wav_path", "aug", "aug_copy", "reason", "detail"]
 # the index of a labelled cache (audio_features, egemaps_features): what each row is and where it trains
