@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-OK, WARN, BLOCKER, INFO = "ok", "warn", "BLOCKER", "info"
+OK, WARN, BLOCKER = "ok", "warn", "BLOCKER"
 HEADER_SAMPLE = 32          # wav headers read (evenly spaced over the rows): enough to see rates/channels/lengths
 MARGIN = 1.2                # projected disk × this must be free: temp siblings of an output exist while it is renamed
 PEAK_RSS = 1.5 * 2**30      # `make scale`: data stages' peak RSS ≤ 1.35 GiB, flat in N (README, Benchmarks)
