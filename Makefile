@@ -7,7 +7,7 @@ CHROMIUM ?= /usr/bin/chromium
 # dvc.yaml's stage commands call `python`: make it the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test bench scale clean-venv
+.PHONY: demo check aihub test bench scale clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,22 @@ $(STAMP): pyproject.toml
 
 ## make demo: run the whole DVC pipeline on the embedded demo corpus (a second run does nothing)
 demo: $(STAMP)
+	$(BIN)/koemo check
 	$(BIN)/dvc repro
 	$(BIN)/dvc status
+
+## make check: what params.yaml will need (data, encoders, GPU, cores, disk, RAM), in seconds; exit 1 on a blocker
+check: $(STAMP)
+	$(BIN)/koemo check
+
+## make aihub AIHUB_DIR=/path/to/copy [PROFILE=aihub-cpu]: the real job: its params, what changed, the check, the run
+PROFILE ?= aihub-gpu
+aihub: $(STAMP)
+	test -n "$(AIHUB_DIR)" || { echo "make aihub AIHUB_DIR=/path/to/your/AI-Hub/copy [PROFILE=aihub-cpu]"; exit 2; }
+	$(BIN)/koemo profile $(PROFILE) --dir "$(AIHUB_DIR)"
+	$(BIN)/dvc params diff
+	$(BIN)/koemo check
+	$(BIN)/dvc repro
 
 ## make test: the test suite (installs Debian's chromium, when root and missing, for the offline-plots browser test)
 test: $(STAMP) $(CHROMIUM)

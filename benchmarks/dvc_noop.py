@@ -59,7 +59,7 @@ def project_copy(source: Path, dest: Path, rows: int) -> Path:
             shutil.copy2(source / name, dest / name)
     text = (dest / "params.yaml").read_text(encoding="utf-8")  # edited as text: DVC parses it, comments and all
     text = re.sub(r"(?m)^(  source: )demo\b", r"\1aihub", text)
-    text = re.sub(r"(?m)^(  aihub_dir: )\S+", r"\1data/raw/aihub", text)
+    text = re.sub(r"(?m)^(  dir: )\S+", r"\1data/raw/aihub", text)
     assert yaml.safe_load(text)["data"]["source"] == "aihub", "params.yaml: data.source not found"
     (dest / "params.yaml").write_text(text, encoding="utf-8")
     write_release(dest / "data/raw/aihub", rows)
@@ -117,7 +117,7 @@ def main() -> None:
             for name, source in projects:
                 project = project_copy(source, Path(tmp) / f"{name}-{size}", size)
                 owners = sum(1 for stage in yaml.safe_load((project / "dvc.yaml").read_text())["stages"].values()
-                             if "${data.aihub_dir}" in stage.get("do", stage).get("deps", []))
+                             if "${data.dir}" in stage.get("do", stage).get("deps", []))
                 status = median_of([dvc, "status", "-q"], project)
                 repro = median_of([dvc, "repro"], project)
                 rows.append((size, name, owners, status, repro))

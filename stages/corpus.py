@@ -4,7 +4,7 @@ import argparse
 import time
 from pathlib import Path
 
-from koemo.aihub import SOURCES, UnknownSource, read_aihub_dir, summarize
+from koemo.aihub import SOURCES, NoAIHubData, UnknownSource, read_aihub_dir, summarize
 from koemo.stage_runner import run_stage
 from koemo.io import write_csv, write_parquet
 from koemo.metrics import add_metrics_args, write_metrics
@@ -14,8 +14,8 @@ from koemo.wav_index import fingerprint_wavs
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--demo-dir", type=Path, required=True, help="the demo corpus (read when data.source=demo)")
-    parser.add_argument("--aihub-dir", type=Path, required=True, help="the AI Hub copy (read when data.source=aihub)")
+    parser.add_argument("--data-dir", type=Path, required=True,
+                        help="data.dir: the demo corpus (data/raw/demo) or the AI Hub copy, read as data.source says")
     parser.add_argument("--manifest", type=Path, required=True, help="one row per usable CSV row (parquet)")
     parser.add_argument("--dropped", type=Path, required=True, help="every dropped row with its reason (CSV)")
     parser.add_argument("--wavs", type=Path, required=True,
@@ -24,9 +24,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     source = load_params()["data"]["source"]
     if source not in SOURCES:
-        raise UnknownSource(f"data.source={source!r}: choose demo or aihub (e.g. dvc exp run -S data.source=aihub)")
+        raise UnknownSource(f"data.source={source!r}: choose demo or aihub (`koemo profile aihub-gpu --dir PATH` "
+                            "sets it with data.dir)")
     started = time.perf_counter()
-    result = read_aihub_dir(args.demo_dir if source == "demo" else args.aihub_dir)
+    if source == "demo" and not args.data_dir.is_dir():
+        raise NoAIHubData(f"data.dir {args.data_dir} does not exist: the demo stage writes it (`dvc repro demo`), "
+                          "or choose your data with `koemo profile aihub-gpu --dir PATH`")
+    result = read_aihub_dir(args.data_dir)
     write_parquet(args.manifest, result.manifest)
     write_csv(args.dropped, result.dropped)
     manifest = result.manifest

@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> None:
     classes = params["labels"]["classes"]
     spec = params["train_tfidf"]
     labels = read_labels(paths.labels, classes)
-    folds = tfidf_folds(labels, TfidfParams.from_params(spec), len(classes))
+    folds = tfidf_folds(labels, TfidfParams.from_params(spec), len(classes), progress=True)  # per inner-CV fit
     config = {"features": "kiwi morphemes + char_wb n-grams, TF-IDF", "classifier": "multinomial logistic regression"}
     metrics, runtime = run_training_stage("tfidf", labels, classes, params["train"], spec, None, config, paths,
                                           recorded=used_params("tfidf", params), train_fold=folds)

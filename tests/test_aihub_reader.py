@@ -75,12 +75,12 @@ def test_bad_rows_are_dropped_with_reasons_and_counted(tmp_path):
 def test_not_an_aihub_csv_is_a_clear_error(tmp_path):
     write_release(tmp_path / "5차년도.csv", [make_row(hex_id(1), "좋아요", [("Happiness", 2)] * 5)])
     (tmp_path / "notes.csv").write_text("name,score\na,1\n", encoding="utf-8")
-    with pytest.raises(NotAnAIHubCSV, match=r"notes\.csv is not an AI Hub emotion CSV.*Move it out of data.aihub_dir"):
+    with pytest.raises(NotAnAIHubCSV, match=r"notes\.csv is not an AI Hub emotion CSV.*Move it out of data.dir"):
         read_aihub_dir(tmp_path)
 
 
 def test_missing_directory_names_path_and_fix(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"does-not-exist does not exist.*data.aihub_dir"):
+    with pytest.raises(FileNotFoundError, match=r"does-not-exist does not exist.*data.dir"):
         read_aihub_dir(tmp_path / "does-not-exist")
     with pytest.raises(FileNotFoundError, match="No release CSV"):
         read_aihub_dir(tmp_path)

@@ -192,7 +192,7 @@ def test_bad_params_are_clear_errors(kwargs):
 
 def _run_stage(tmp_path: Path, source: str) -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    params["data"]["source"] = source
+    params["data"].update(source=source, dir="data/raw/demo" if source == "demo" else "data/raw/aihub")
     params["demo"]["size"] = 6
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     subprocess.run(stage_argv("demo"), cwd=tmp_path, check=True, capture_output=True, timeout=120)

@@ -177,7 +177,7 @@ def test_noop_status_does_not_walk_the_wavs_more_than_once():
 
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     owners = {name for name, body in stages.items()
-              if {"data/raw/demo", "${data.aihub_dir}"} & set(body.get("do", body).get("deps", []))}
+              if {"data/raw/demo", "${data.dir}"} & set(body.get("do", body).get("deps", []))}
     assert owners == {"corpus"}, owners
     readers = {name for name, body in stages.items() if "data/wavs.parquet" in body.get("do", body).get("deps", [])}
     assert {"audio_features", "egemaps_features", "ssl_features", "train_wav2vec2"} <= readers

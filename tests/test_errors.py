@@ -24,8 +24,8 @@ def test_run_stage_turns_a_user_error_into_its_message():
 
 
 def test_a_stage_with_a_missing_aihub_dir_prints_the_fix_not_a_traceback(tmp_path):
-    (tmp_path / "params.yaml").write_text("data: {source: aihub, aihub_dir: nowhere}\n", encoding="utf-8")
+    (tmp_path / "params.yaml").write_text("data: {source: aihub, dir: nowhere}\n", encoding="utf-8")
     done = subprocess.run(stage_argv("corpus", params_path=tmp_path / "params.yaml"), cwd=tmp_path, capture_output=True,
                           text=True)
     assert done.returncode == 1
-    assert done.stderr.startswith("corpus: data.aihub_dir nowhere does not exist") and "Traceback" not in done.stderr
+    assert done.stderr.startswith("corpus: data.dir nowhere does not exist") and "Traceback" not in done.stderr

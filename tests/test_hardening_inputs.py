@@ -51,7 +51,7 @@ def assert_user_error(done: subprocess.CompletedProcess, created: set[str], code
 
 # ---- corpus ------------------------------------------------------------------------------------------------------
 
-AIHUB = {"data": {"source": "aihub", "aihub_dir": "raw"}}
+AIHUB = {"data": {"source": "aihub", "dir": "raw"}}
 
 
 def _release(tmp_path: Path, rows: list[list[str]], name: str = "5차년도.csv") -> Path:

@@ -223,7 +223,7 @@ def test_aihub_source_on_a_release_shaped_directory(tmp_path_factory):
     write_release(raw / "4차_14606.csv", rows["4차_14606.csv"], "cp949")
     write_release(raw / "5차년도.csv", rows["5차년도.csv"], "utf-8-sig")
     write_release(raw / "5차년도_2차_19374.csv", rows["5차년도_2차_19374.csv"], "cp949", squeeze_4th=True)
-    repo.set_params(data={"source": "aihub"})
+    repo.set_params(data={"source": "aihub", "dir": "data/raw/aihub"})
     repo.dvc("repro", "labels")
     corpus = repo.metrics("corpus")
     assert corpus["rows_read"] == 120 and corpus["rows_kept"] == 119

@@ -57,7 +57,7 @@ _HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 _RAW_RELEASE = {"4차": "4차년도", "5차": "5차년도"}
 
 
-SOURCES = ("demo", "aihub")  # data.source
+SOURCES = ("demo", "aihub")  # data.source: the reader of data.dir (a new source adds its name and reader)
 
 
 class UnknownSource(UserError, ValueError):
@@ -69,7 +69,7 @@ class NotAnAIHubCSV(UserError, ValueError):
 
 
 class NoAIHubData(UserError, FileNotFoundError):
-    """`data.aihub_dir` is missing or holds no release CSV."""
+    """`data.dir` is missing or holds no release CSV."""
 
 
 class BadCSV(UserError, ValueError):
@@ -171,7 +171,7 @@ def read_release_csv(path: Path) -> tuple[pd.DataFrame, str, int]:
     if missing:
         raise NotAnAIHubCSV(
             f"{path} is not an AI Hub emotion CSV: missing column(s) {missing} (found {parsed.header[:8]}). "
-            "Move it out of data.aihub_dir, or point data.aihub_dir at the directory holding only the release "
+            "Move it out of data.dir, or point data.dir at the directory holding only the release "
             "CSVs (4차년도.csv, 5차년도.csv, 5차년도_2차.csv) and their wavs."
         )
     width = len(parsed.header)
@@ -256,8 +256,9 @@ def read_aihub_dir(root: str | os.PathLike) -> ReadResult:
     root = Path(root)
     if not root.is_dir():
         raise NoAIHubData(
-            f"data.aihub_dir {root} does not exist. Put the AI Hub release CSVs and unzipped wav folders there, "
-            "or run with -S data.aihub_dir=/path/to/your/copy (or -S data.source=demo for the demo corpus)."
+            f"data.dir {root} does not exist. Put the AI Hub release CSVs and unzipped wav folders there, "
+            "or point data.dir at your copy: `koemo profile aihub-gpu --dir /path/to/your/copy` (or aihub-cpu; "
+            "`koemo profile demo` for the demo corpus)."
         )
     csvs = find_release_csvs(root)
     if not csvs:
@@ -311,7 +312,7 @@ def _nothing_kept(root: Path, result: ReadResult) -> str:
     read = ", ".join(f"{f['file']} ({f['rows']} row{'' if f['rows'] == 1 else 's'})" for f in result.files)
     if result.dropped.empty:
         return (f"no usable rows below {root}: the CSVs read, {read}, have a header but no data rows. Re-export the "
-                "release CSVs with their rows (or point data.aihub_dir at the complete copy) and rerun.")
+                "release CSVs with their rows (or point data.dir at the complete copy) and rerun.")
     counts = ", ".join(f"{reason} {n}" for reason, n in result.dropped["reason"].value_counts().items())
     examples = "; ".join(f"{r.source_file} line {r.source_row}: {r.reason} {r.detail}".rstrip()
                          for r in result.dropped.groupby("reason", sort=False).head(1).itertuples())

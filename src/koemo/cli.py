@@ -2,7 +2,8 @@
 
     koemo predict --wav clip.wav --text "정말 화가 나요"       one utterance: a table (or --json)
     koemo predict --csv utterances.csv --out predictions.csv  many: columns `wav` (or `wav_path`) and/or `text`
-    koemo check [-S text.model=koelectra]                     validate params.yaml (with DVC-style overrides)
+    koemo check [-S text.model=koelectra]                     what params.yaml needs (data, encoders, machine): one table
+    koemo profile aihub-gpu --dir /data/aihub                 the real job's params in one command (demo | aihub-cpu)
     koemo share [-r REMOTE]                                   every run made here, restorable by a colleague
 
 Relative wav paths in a CSV are read relative to the CSV's folder; errors name a CSV row by its data row,
@@ -43,13 +44,29 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--root", type=Path, default=Path("."), help="the koemo project (params.yaml, data/models); default: .")
     predict.add_argument("--device", default="auto", help="auto (cuda when available) | cpu | cuda")
     predict.add_argument("--json", action="store_true", help="one utterance: print JSON instead of a table")
-    check = commands.add_parser("check", help="validate params.yaml against the schema every stage applies",
-                                description="Validate params.yaml (types, ranges, allowed names) as every stage does "
-                                            "before any work. `-S key=value` applies an override first, as "
-                                            "`dvc exp run -S` would, so a typo is caught before DVC starts.")
+    check = commands.add_parser("check", help="what params.yaml will need, checked in seconds: params, data, "
+                                              "encoders, GPU, cores, disk, RAM",
+                                description="Validate params.yaml as every stage does, then check what it will need "
+                                            "before any stage runs: the data directory (CSVs, wavs, a sample of wav "
+                                            "headers), every encoder it names (offline: local path or the Hugging "
+                                            "Face cache), the GPU, cores, free disk against the projected outputs and "
+                                            "RAM. One table; exit 1 on a BLOCKER row, 2 on invalid params. "
+                                            "`-S key=value` applies an override first, as `dvc exp run -S` would.")
     check.add_argument("--params", type=Path, default=Path("params.yaml"), help="default: params.yaml")
     check.add_argument("-S", "--set-param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a value (dotted key; the value is read as YAML), repeatable")
+    check.add_argument("--free-disk", type=float, metavar="GIB",
+                       help="judge the disk against this many free GiB instead of this disk's (a target machine)")
+    check.add_argument("--params-only", action="store_true", help="only validate params.yaml (no data/encoder/machine checks)")
+    profile = commands.add_parser("profile", help="write a whole job's params: demo | aihub-gpu | aihub-cpu",
+                                  description="Set the keys of a job profile in params.yaml (comments kept): demo, "
+                                              "aihub-gpu (KoBERT, KLUE-RoBERTa, KoELECTRA, wav2vec2-ko, real-data "
+                                              "training sizes) or aihub-cpu (no downloads, no GPU). Then: "
+                                              "`dvc params diff`, `koemo check`, `dvc repro`.")
+    profile.add_argument("name", help="demo | aihub-gpu | aihub-cpu")
+    profile.add_argument("--dir", help="the AI Hub copy (data.dir); default: the current data.dir, else data/raw/aihub")
+    profile.add_argument("--params", type=Path, default=Path("params.yaml"), help="default: params.yaml")
+    profile.add_argument("--dry-run", action="store_true", help="print the changes, write nothing")
     share = commands.add_parser("share", help="push the workspace, the run cache and the outputs of every run",
                                 description="dvc push + dvc push --run-cache + the outputs (metrics and plots "
                                             "included) of every recorded run, so a colleague's `dvc pull --run-cache` "
@@ -61,14 +78,43 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def check_command(args: argparse.Namespace) -> int:
-    """`koemo check`: params.yaml (+ overrides) through `koemo.params.validate_params`; 0 when valid."""
+    """`koemo check`: params.yaml (+ overrides) through `koemo.params.validate_params` (exit 2 when invalid), then
+    `koemo.check.run_checks` as one table: exit 1 when a row is a BLOCKER, else 0."""
+    import time
+
     from koemo.params import load_params, validate_params
 
+    started = time.perf_counter()
     params = load_params(args.params) if not args.overrides else _with_overrides(args.params, args.overrides)
     if args.overrides:
         validate_params(params, f"{args.params} with {' '.join(f'-S {o}' for o in args.overrides)}")
     print(f"koemo check: {args.params}{' with the overrides' if args.overrides else ''} is valid "
           f"({len(params)} sections)")
+    if args.params_only:
+        return 0
+    from koemo.check import BLOCKER, render, run_checks
+
+    free = None if args.free_disk is None else int(args.free_disk * 2**30)
+    rows = run_checks(params, args.params.parent, free_disk=free)
+    print(render(rows))
+    print(f"({time.perf_counter() - started:.1f} s)")
+    return 1 if any(r.state == BLOCKER for r in rows) else 0
+
+
+def profile_command(args: argparse.Namespace) -> int:
+    from koemo.profiles import apply_profile
+
+    changes = apply_profile(args.params, args.name, args.dir, dry_run=args.dry_run)
+    verb = "would set" if args.dry_run else "set"
+    if not changes:
+        print(f"koemo profile: {args.params} already has profile {args.name}")
+    else:
+        print(f"koemo profile: {verb} {len(changes)} key(s) of {args.params} for {args.name}:")
+        for key, old, new in changes:
+            print(f"  {key}: {old!r} → {new!r}")
+    print("next: dvc params diff   (what changed against the last commit)\n"
+          "      koemo check       (what is missing, in seconds)\n"
+          "      dvc repro")
     return 0
 
 
@@ -266,7 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "share":
         return share_command(args)
     try:
-        return check_command(args) if args.command == "check" else predict_command(args)
+        command = {"check": check_command, "profile": profile_command}.get(args.command, predict_command)
+        return command(args)
     except UserError as err:
         print(f"koemo {args.command}: {err}", file=sys.stderr)
         return 2

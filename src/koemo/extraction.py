@@ -22,7 +22,6 @@ import pandas as pd
 
 from koemo.decode import Decoded, decode_clip, ordered_map, reject_silent
 from koemo.errors import UserError
-from koemo.metrics import format_rate
 
 FAILURE_COLUMNS = ["wav_id", "wav_path", "aug", "aug_copy", "reason", "detail"]
 # the index of a labelled cache (audio_features, egemaps_features): what each row is and where it trains
@@ -96,6 +95,7 @@ class Batcher:
     def __init__(self, process: Callable[[list[np.ndarray], list[dict[str, Any]]], None], max_items: int | None = None,
                  max_samples: int | None = None):
         self.process, self.max_items, self.max_samples = process, max_items, max_samples
+        self.progress = None  # set by `run_pass` for the batch in flight: `update(n)` as its clips are done
         self.waves: list[np.ndarray] = []
         self.meta: list[dict[str, Any]] = []
         self.longest = 0
@@ -126,16 +126,39 @@ def run_pass(records: Sequence[Mapping[str, Any]], tasks: Iterable[Any], load: C
     """Decode every task in `pool` (results in labels order), hand each usable clip to `batcher`, list every failure.
     `records[i]` (wav_id, wav_path) is the labels row behind `tasks[i]`; `stats` may already hold failures that the
     batches' processing adds (e.g. an unusable augmented copy)."""
-    from tqdm import tqdm
+    from collections import deque
+
+    from koemo.progress import Progress
 
     stats = stats if stats is not None else PassStats()
     stats.clips_in = len(records)
     start = time.perf_counter()
-    bar = tqdm(total=len(records), desc=desc, unit="clip", disable=not progress)
+    # The bar counts clips whose features are computed, not decoded (decoding runs a batch ahead); the processor
+    # may advance it within a batch through `batcher.progress.update` (the SSL encoder does, per encoder batch).
+    bar = Progress(len(records), desc, disable=not progress, extra_unit="× real time")
+    queued: deque[float] = deque()  # file seconds of the clips handed to the batcher, not yet processed
+    inner = batcher.process
+
+    class _Within:
+        def __init__(self, size: int):
+            self.left = size
+
+        def update(self, n: int) -> None:
+            n = min(n, self.left)
+            self.left -= n
+            bar.update(n, sum(queued.popleft() for _ in range(n)))
+
+    def process(waves: list[np.ndarray], metas: list[dict[str, Any]]) -> None:
+        batcher.progress = _Within(len(waves))
+        inner(waves, metas)
+        batcher.progress.update(batcher.progress.left)
+
+    batcher.process = process
     try:
         for record, clip in zip(records, ordered_map(load, tasks, pool, window)):
             if clip.wave is None:
                 stats.failures.append((str(record["wav_id"]), str(record["wav_path"]), "", 0, clip.reason, clip.detail))
+                bar.update(1)  # nothing left to compute for it
             else:
                 stats.clips += 1
                 stats.seconds += clip.file_seconds
@@ -144,10 +167,8 @@ def run_pass(records: Sequence[Mapping[str, Any]], tasks: Iterable[Any], load: C
                 stats.lengths.append(len(clip.wave))
                 stats.source_rates[clip.source_rate] += 1
                 stats.stereo += clip.channels > 1
+                queued.append(clip.file_seconds)
                 batcher.add(clip.wave, meta_of(record))
-            bar.update(1)
-            bar.set_postfix_str(f"{format_rate(stats.seconds / max(time.perf_counter() - start, 1e-9))}× real time",
-                                refresh=False)
         batcher.close()
     finally:
         bar.close()

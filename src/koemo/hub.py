@@ -237,7 +237,9 @@ def load_model(ref: WeightsRef, directory: Path, gradient_checkpointing: bool = 
     become one line instead of a table per load.
     """
     from transformers import AutoConfig, AutoModel
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar per load buries the stage's own progress in logs
     config = from_pretrained(ref, directory, AutoConfig)
     config.gradient_checkpointing = False  # read when the model is built; enabled below only on request
     report = _HeldLoadReport()

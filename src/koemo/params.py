@@ -23,6 +23,9 @@ from typing_extensions import TypedDict
 from koemo.errors import UserError
 
 
+DEMO_DIR = "data/raw/demo"  # the demo stage's output: data.dir for the demo, never for a real source
+
+
 class MissingParams(UserError, FileNotFoundError):
     """No params.yaml where a stage runs."""
 
@@ -58,7 +61,7 @@ class Runtime(TypedDict, total=False):
 @with_config(_STRICT)
 class Data(TypedDict, total=False):
     source: Literal["demo", "aihub"]
-    aihub_dir: str
+    dir: str
 
 
 @with_config(_STRICT)
@@ -374,6 +377,13 @@ def _cross_checks(params: Mapping[str, Any]) -> list[str]:
         for name, spec in section(registry).items():
             if isinstance(spec, Mapping) and bool(spec.get("hub_id")) == bool(spec.get("path")):
                 problems.append(f"{registry}.{name}: give exactly one of hub_id and path (found {sorted(spec)})")
+    data = section("data")
+    if "aihub_dir" in data:
+        problems.append("data.aihub_dir was renamed data.dir (the one directory the corpus stage reads): "
+                        f"data.dir: {data['aihub_dir']}")
+    if data.get("source", "demo") != "demo" and str(data.get("dir", "")).rstrip("/") in (DEMO_DIR, f"./{DEMO_DIR}"):
+        problems.append(f"data.source = {data['source']!r} with data.dir = {data['dir']!r}, the demo stage's output: "
+                        f"point data.dir at your {data['source']} copy (`koemo profile aihub-gpu --dir PATH`)")
     train, split = section("train"), section("split")
     folds, limit = train.get("folds"), split.get("folds")
     if isinstance(folds, int) and isinstance(limit, int) and folds > limit:

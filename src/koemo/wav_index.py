@@ -34,11 +34,14 @@ def file_digest(path: str | os.PathLike) -> tuple[int, str]:
 def fingerprint_wavs(wav_ids: Sequence[str], wav_paths: Sequence[str], workers: int = 4,
                      progress: bool = True) -> pd.DataFrame:
     """One row per wav, in the given order: wav_id, bytes, blake2b (threads overlap reads and hashing)."""
-    from tqdm.auto import tqdm
+    from koemo.progress import Progress
 
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        digests = list(tqdm(pool.map(file_digest, wav_paths), total=len(wav_paths), desc="corpus: fingerprint wavs",
-                            unit="wav", disable=not progress, mininterval=2.0))
+    digests = []
+    with ThreadPoolExecutor(max(1, workers)) as pool, \
+            Progress(len(wav_paths), "corpus: fingerprint wavs", unit="wav", disable=not progress) as bar:
+        for digest in pool.map(file_digest, wav_paths):
+            digests.append(digest)
+            bar.update(1)
     return pd.DataFrame({"wav_id": pd.Series(list(wav_ids), dtype=object),
                          "bytes": pd.Series([size for size, _ in digests], dtype="int64"),
                          "blake2b": pd.Series([digest for _, digest in digests], dtype=object)}, columns=COLUMNS)

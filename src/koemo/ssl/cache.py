@@ -51,14 +51,16 @@ def extract_features(encoder, labels: pd.DataFrame, out_dir: str | Path, chunk_s
 
     def process(waves: list[np.ndarray], metas: list[dict]) -> None:
         try:
-            pooled = pool_clips(encoder, waves, chunk_seconds, batch_seconds, device=device, stats=stats)
+            pooled = pool_clips(encoder, waves, chunk_seconds, batch_seconds, device=device, stats=stats,
+                                progress=batcher.progress)  # the bar moves per encoder batch, not per block
         except ClipTooShort as err:  # filtered in `load`; reaching here would be a bug, not bad input
             raise AssertionError(str(err)) from err
         writer.add(to_fp16(pooled, stats), metas)
 
     workers = int(workers)
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 0 else None
-    passed = run_pass(records, (r["wav_path"] for r in records), load, Batcher(process, max_items=block_clips),
+    batcher = Batcher(process, max_items=block_clips)
+    passed = run_pass(records, (r["wav_path"] for r in records), load, batcher,
                       lambda r: {"wav_id": r["wav_id"]}, pool, window=8 * max(1, workers),
                       desc=f"ssl_features ({encoder.name})", sample_rate=encoder.sample_rate, progress=progress)
     if device.type == "cuda":

@@ -56,7 +56,8 @@ def embed_ids(model, ids: Sequence[Sequence[int]], pad_id: int, pooling: str, ba
               device=None, progress: bool = True, desc: str = "embedding") -> np.ndarray:
     """float32 [len(ids), hidden] in input order."""
     import torch
-    from tqdm import tqdm
+
+    from koemo.progress import Progress
 
     device = device if device is not None else resolve_device()
     dim = int(model.config.hidden_size)
@@ -66,13 +67,15 @@ def embed_ids(model, ids: Sequence[Sequence[int]], pad_id: int, pooling: str, ba
     model.to(device).eval()
     amp = autocast_dtype(device)
     batches = length_sorted_batches([len(row) for row in ids], batch_size)
-    with torch.inference_mode(), torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None):
-        for batch in tqdm(batches, desc=desc, unit="batch", disable=not progress):
+    with torch.inference_mode(), torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None), \
+            Progress(len(ids), desc, unit="text", disable=not progress) as bar:  # per text: batches differ in length
+        for batch in batches:
             input_ids, mask = pad_batch([ids[i] for i in batch], pad_id)
             input_ids = input_ids.to(device, non_blocking=True)
             mask = mask.to(device, non_blocking=True)
             hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
             result[batch] = pool(hidden, mask, pooling).cpu().numpy()
+            bar.update(len(batch))
     return result
 
 

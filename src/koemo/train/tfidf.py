@@ -41,6 +41,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.preprocessing import normalize
 
+from koemo.progress import Progress
 from koemo.metrics import classification_report
 from koemo.train.cv import CVResult, FoldOutcome, FoldPlan, FoldRecord, FoldTrainer, cross_validate, save_arrays
 from koemo.train.trainer import FitResult
@@ -263,7 +264,7 @@ def inner_predictions(train_texts: np.ndarray, y_train: np.ndarray, valid_texts:
 
 
 def choose_C(texts: np.ndarray, y: np.ndarray, groups: np.ndarray, params: TfidfParams, n_classes: int,
-             seed: int) -> tuple[float, dict[str, float]]:
+             seed: int, bar=None) -> tuple[float, dict[str, float]]:
     """The C of `params.C_grid` with the best `select_by` over inner out-of-fold predictions of these rows
     (grouped, stratified folds); ties → smaller C. Returns (C, {str(C): score})."""
     grid = sorted(set(params.C_grid))
@@ -274,6 +275,8 @@ def choose_C(texts: np.ndarray, y: np.ndarray, groups: np.ndarray, params: Tfidf
     for inner_fit, inner_valid in splitter.split(np.zeros(len(y)), y, groups):
         for C, labels in inner_predictions(texts[inner_fit], y[inner_fit], texts[inner_valid], params, grid).items():
             predicted[C][inner_valid] = labels
+        if bar is not None:  # a fold's inner CV is most of its minutes: the bar moves per inner fold's fits
+            bar.update(len(grid))
     names = [str(k) for k in range(n_classes)]
     scores = {C: classification_report(y, predicted[C], names)[params.select_by] for C in grid}
     best = max(grid, key=lambda C: (scores[C], -C))
@@ -295,7 +298,8 @@ def class_names(labels: pd.DataFrame, n_classes: int) -> list[str]:
     return [known.get(k, str(k)) for k in range(n_classes)]
 
 
-def tfidf_folds(labels: pd.DataFrame, params: Mapping[str, Any] | TfidfParams, n_classes: int) -> FoldTrainer:
+def tfidf_folds(labels: pd.DataFrame, params: Mapping[str, Any] | TfidfParams, n_classes: int,
+                progress: bool = False) -> FoldTrainer:
     """Fold models for `koemo.train.cv.cross_validate`: each fitted on plan.fit ∪ plan.valid with C from an inner
     grouped CV over those rows, predicting its held-out fold and the test rows."""
     p = params if isinstance(params, TfidfParams) else TfidfParams.from_params(params)
@@ -311,8 +315,12 @@ def tfidf_folds(labels: pd.DataFrame, params: Mapping[str, Any] | TfidfParams, n
         if np.intersect1d(rows, np.union1d(plan.holdout, plan.test)).size:
             raise AssertionError(f"fold {plan.fold}: training rows overlap its held-out or test rows")
         start = time.perf_counter()
-        C, scores = choose_C(texts[rows], y[rows], groups[rows], p, n_classes, seed=p.seed + plan.fold)
-        model = fit_tfidf(texts[rows], y[rows], p, C, classes)
+        fits = (p.inner_folds * len(set(p.C_grid)) if len(set(p.C_grid)) > 1 else 0) + 1
+        with Progress(fits, f"train_tfidf fold {plan.fold}: inner CV + final fit", unit="fit",
+                      disable=not progress) as bar:
+            C, scores = choose_C(texts[rows], y[rows], groups[rows], p, n_classes, seed=p.seed + plan.fold, bar=bar)
+            model = fit_tfidf(texts[rows], y[rows], p, C, classes)
+            bar.update(1)
         model.info.update({"fold": plan.fold, "select_by": p.select_by, "inner_cv": scores})
         seconds = time.perf_counter() - start
         held = model.predict_proba(texts[plan.holdout])
@@ -329,4 +337,5 @@ def tfidf_folds(labels: pd.DataFrame, params: Mapping[str, Any] | TfidfParams, n
 def run_tfidf_cv(labels: pd.DataFrame, plans: list[FoldPlan], params: Mapping[str, Any] | TfidfParams, n_classes: int,
                  out_dir: Path | None = None, progress: bool = True) -> CVResult:
     """`cross_validate` with `tfidf_folds`; each fold saved to `out_dir/fold<k>/`."""
-    return cross_validate(labels, plans, tfidf_folds(labels, params, n_classes), n_classes, out_dir, progress=progress)
+    return cross_validate(labels, plans, tfidf_folds(labels, params, n_classes, progress), n_classes, out_dir,
+                          progress=progress)
