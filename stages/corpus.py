@@ -4,6 +4,7 @@ import argparse
 import time
 from pathlib import Path
 
+from koemo import kemdy
 from koemo.aihub import SOURCES, UnknownSource, read_aihub_dir, summarize
 from koemo.stage_runner import run_stage
 from koemo.io import write_csv, write_parquet
@@ -15,7 +16,8 @@ from koemo.wav_index import fingerprint_wavs
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--demo-dir", type=Path, required=True, help="the demo corpus (read when data.source=demo)")
-    parser.add_argument("--aihub-dir", type=Path, required=True, help="the AI Hub copy (read when data.source=aihub)")
+    parser.add_argument("--aihub-dir", type=Path, required=True,
+                        help="the real corpus: the AI Hub copy (data.source=aihub) or a KEMDy copy (kemdy20, kemdy19)")
     parser.add_argument("--manifest", type=Path, required=True, help="one row per usable CSV row (parquet)")
     parser.add_argument("--dropped", type=Path, required=True, help="every dropped row with its reason (CSV)")
     parser.add_argument("--wavs", type=Path, required=True,
@@ -24,14 +26,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     source = load_params()["data"]["source"]
     if source not in SOURCES:
-        raise UnknownSource(f"data.source={source!r}: choose demo or aihub (e.g. dvc exp run -S data.source=aihub)")
+        raise UnknownSource(f"data.source={source!r}: choose one of {SOURCES} (e.g. dvc exp run -S data.source=aihub)")
     started = time.perf_counter()
-    result = read_aihub_dir(args.demo_dir if source == "demo" else args.aihub_dir)
+    if source in kemdy.RELEASES:
+        result = kemdy.read_kemdy_dir(args.aihub_dir, source)
+        summarize_result = kemdy.summarize
+    else:
+        result = read_aihub_dir(args.demo_dir if source == "demo" else args.aihub_dir)
+        summarize_result = summarize
     write_parquet(args.manifest, result.manifest)
     write_csv(args.dropped, result.dropped)
     manifest = result.manifest
     write_parquet(args.wavs, fingerprint_wavs(manifest["wav_id"], manifest["wav_path"]))
-    summary = summarize(result, source)
+    summary = summarize_result(result, source)
     write_metrics(args.metrics, summary, args.runtime, {"wall_seconds": time.perf_counter() - started})
     print(f"corpus: {summary['rows_read']} rows read, {summary['rows_kept']} kept, "
           f"{summary['rows_dropped']} dropped {summary['dropped_by_reason']}")
