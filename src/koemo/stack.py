@@ -283,7 +283,9 @@ def evaluate_stack(test: pd.DataFrame, chosen: np.ndarray, predictions: dict[str
               **{f"{name}_minus_majority": paired_difference(y, pred, constant, groups, len(classes), cfg)
                  for name, pred in predictions.items()}}
     groups_by_model = {name: per_group(y, pred, attributes, classes, cfg) for name, pred in predictions.items()}
-    rows = [{"model_group": f"{name} · {attribute} {group}", "model": name, "attribute": attribute, "group": group,
+    english = {"여성": "female (여성)", "남성": "male (남성)"}  # readable where the browser has no Hangul font
+    rows = [{"model_group": f"{name} · {attribute} {english.get(group, group)}", "model": name, "attribute": attribute,
+             "group": group,
              "ua": result["ua"], "rows": result["rows"]}
             for name, table in groups_by_model.items() for attribute in ("gender", "age")
             for group, result in table[attribute].items() if "ua" in result]
