@@ -45,6 +45,12 @@ def main(argv: list[str] | None = None) -> None:
     print(summary(learner, metrics))
 
 
+def paired_phrase(diff: dict) -> str:
+    if diff["lo"] is None:
+        return "(no interval: one test group)"
+    return f"[{diff['lo']:+.3f}, {diff['hi']:+.3f}], ≤ 0 in {diff['share_le_0']:.0%} of resamples"
+
+
 def summary(learner, metrics: dict) -> str:
     """The stage's headline: every model's test figures with intervals, the paired stack − best member figure and
     the largest per-group gap."""
@@ -56,8 +62,7 @@ def summary(learner, metrics: dict) -> str:
     chosen = "" if learner.chosen == "stack" else f"; {learner.chosen} alone predicts: the nested CV found the stack no better"
     return (f"stack ({learner.learner}, C={learner.C}{chosen}) on test ({metrics['protocol']['split_group_by']} split, "
             f"{int(metrics['test_ci']['level'] * 100)} % bootstrap intervals):\n{rows}\n"
-            f"  stack − {pair['best_member']} (best member): UA {pair['ua']['point']:+.3f} "
-            f"[{pair['ua']['lo']:+.3f}, {pair['ua']['hi']:+.3f}], ≤ 0 in {pair['ua']['share_le_0']:.0%} of resamples\n"
+            f"  stack − {pair['best_member']} (best member): UA {pair['ua']['point']:+.3f} {paired_phrase(pair['ua'])}\n"
             f"  {gap_phrase(metrics['per_group'])}")
 
 

@@ -112,3 +112,13 @@ def test_evaluate_test_records_the_protocol_and_scores_test_rows_only():
                                "test_size": 0.2, "split_seed": 13, "test_rows": 40, "test_resampling_units": 20}
     assert out["test_ci"]["ua"] == {"point": 1.0, "lo": 1.0, "hi": 1.0}
     assert out["per_group"]["gender"]["여성"]["rows"] == 20
+
+
+def test_one_test_group_gives_no_interval_and_few_groups_a_warning():
+    y, pred = np.array([0, 1, 2, 3, 0]), np.array([0, 1, 2, 0, 0])
+    one = bootstrap_ci(y, pred, ["speaker"] * 5, 4, FAST)
+    assert one["ua"]["lo"] is None and one["ua"]["hi"] is None and "no interval" in one["note"]
+    assert paired_difference(y, pred, y, ["speaker"] * 5, 4, FAST)["ua"]["share_le_0"] is None
+    few = bootstrap_ci(y, pred, ["a", "a", "b", "b", "c"], 4, FAST)
+    assert few["ua"]["lo"] is not None and "understates" in few["note"]
+    assert "note" not in bootstrap_ci(*sentences()[:2], sentences()[2], 4, FAST)

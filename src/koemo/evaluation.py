@@ -76,13 +76,32 @@ def interval(values: np.ndarray, confidence: float) -> dict:
     return {"lo": float(lo), "hi": float(hi)}
 
 
+FEW_UNITS = 10  # below this many resampling units an interval is reported with a warning
+
+
+def unit_note(groups) -> dict:
+    """A warning when the test set has too few independent units for a bootstrap to measure its spread: with one
+    (e.g. a single test speaker) every resample is the same set, and a zero-width interval would be a lie."""
+    units = len(set(map(str, groups)))
+    if units < 2:
+        return {"note": f"{units} resampling unit in the test set: no interval can be estimated"}
+    if units < FEW_UNITS:
+        return {"note": f"only {units} resampling units in the test set: the interval understates the uncertainty"}
+    return {}
+
+
 def bootstrap_ci(y_true, y_pred, groups, n_classes: int, evaluation: Mapping[str, Any] | None = None) -> dict:
-    """Point figures and percentile intervals of UA, WA and macro-F1 over group resamples of the test rows."""
+    """Point figures and percentile intervals of UA, WA and macro-F1 over group resamples of the test rows (no
+    interval, `lo`/`hi` null, when there is only one group)."""
     cfg = settings(evaluation)
     point = weighted_scores(y_true, y_pred, np.ones((1, len(y_true))), n_classes)
+    note = unit_note(groups)
+    if len(set(map(str, groups))) < 2:
+        return {"level": cfg["confidence"], **note,
+                **{m: {"point": float(point[m][0]), "lo": None, "hi": None} for m in METRICS}}
     boot = weighted_scores(y_true, y_pred, resample_weights(groups, cfg["bootstrap"], cfg["seed"]), n_classes)
-    return {"level": cfg["confidence"], **{m: {"point": float(point[m][0]), **interval(boot[m], cfg["confidence"])}
-                                          for m in METRICS}}
+    return {"level": cfg["confidence"], **note,
+            **{m: {"point": float(point[m][0]), **interval(boot[m], cfg["confidence"])} for m in METRICS}}
 
 
 def paired_difference(y_true, pred_a, pred_b, groups, n_classes: int, evaluation: Mapping[str, Any] | None = None,
@@ -94,8 +113,11 @@ def paired_difference(y_true, pred_a, pred_b, groups, n_classes: int, evaluation
     a, b = weighted_scores(y_true, pred_a, weights, n_classes), weighted_scores(y_true, pred_b, weights, n_classes)
     one = np.ones((1, len(y_true)))
     pa, pb = weighted_scores(y_true, pred_a, one, n_classes), weighted_scores(y_true, pred_b, one, n_classes)
-    out = {}
+    out = dict(unit_note(groups))
     for m in metrics:
+        if len(set(map(str, groups))) < 2:
+            out[m] = {"point": float(pa[m][0] - pb[m][0]), "lo": None, "hi": None, "share_le_0": None}
+            continue
         diff = a[m] - b[m]
         finite = diff[np.isfinite(diff)]
         out[m] = {"point": float(pa[m][0] - pb[m][0]), **interval(diff, cfg["confidence"]),
@@ -202,5 +224,9 @@ def gap_phrase(groups: Mapping[str, Any] | None) -> str:
 
 
 def ci_phrase(ci: Mapping[str, Any], metric: str = "ua") -> str:
-    """`[0.512, 0.640]`, or nothing when there is no interval."""
-    return f"[{ci[metric]['lo']:.3f}, {ci[metric]['hi']:.3f}]" if metric in ci else ""
+    """`[0.512, 0.640]`, `[no interval: one test group]`, or nothing when there is no interval section."""
+    if metric not in ci:
+        return ""
+    if ci[metric]["lo"] is None:
+        return "[no interval: one test group]"
+    return f"[{ci[metric]['lo']:.3f}, {ci[metric]['hi']:.3f}]{' (few groups)' if 'note' in ci else ''}"
