@@ -37,10 +37,16 @@ def test_every_model_writes_predictions_and_metrics(demo_repo):
         predictions = pd.read_parquet(demo_repo.root / f"data/predictions/{model}.parquet")
         assert len(predictions) == len(table) and set(predictions["wav_id"]) == set(table["wav_id"])
         metrics = demo_repo.metrics(f"train_{model}")
-        for key in ("test", "baseline", "collapsed", "oof"):
+        for key in ("test", "baseline", "collapsed", "oof", "test_ci", "per_group", "protocol"):
             assert key in metrics
+        assert metrics["test_ci"]["ua"]["point"] == pytest.approx(metrics["test"]["ua"], abs=1e-5)
+        assert metrics["protocol"]["split_group_by"] == demo_repo.params()["split"]["group_by"]
     stack = demo_repo.metrics("stack")
     assert set(stack["comparison_test"]) == {"stack", "majority_baseline", *MODELS}
+    assert set(stack["test_ci_by_model"]) == {"stack", *MODELS}
+    assert {"stack_minus_best_member", *(f"{m}_minus_majority" for m in MODELS)} <= set(stack["paired"])
+    groups = pd.read_csv(demo_repo.root / "plots/groups.csv")
+    assert set(groups["model"]) <= {"stack", *MODELS} and set(groups["attribute"]) <= {"gender", "age"}
     features = demo_repo.metrics("audio_features")
     assert features["clips"] == len(table) and features["kinds"] == ["mel", "melmean"]
     assert demo_repo.metrics("egemaps_features")["clips"] == len(table)
