@@ -30,6 +30,9 @@ import pandas as pd
 
 METRICS = ("ua", "accuracy", "macro_f1")
 DEFAULTS = {"bootstrap": 1000, "seed": 0, "confidence": 0.95, "age_bands": [20, 30, 40, 50], "min_group_rows": 20}
+# params a training stage declares for its metrics report (protocol, intervals, groups) although they do not shape the
+# weights (`koemo.lineage.used_keys` lists those); the split reaches the weights through data/labels.parquet
+REPORT_KEYS = ("evaluation", "split", "data.source")
 SPEAKER_INDEPENDENT = {"sentence": False, "speaker": True, "sentence+speaker": True, "session": True}
 
 
@@ -208,11 +211,15 @@ def evaluation_params(params: Mapping[str, Any]) -> dict:
 
 
 def attach_groups(labels: pd.DataFrame, labels_path: str | Path) -> pd.DataFrame:
-    """`labels` (read with the training columns only) plus `age` and `gender` from the same parquet, row for row."""
-    extra = pd.read_parquet(labels_path, columns=["wav_id", "age", "gender"])
+    """`labels` (read with the training columns only) plus `age` and `gender` from the same parquet, row for row (a
+    table without them, e.g. a hand-made one, gets `unknown` groups)."""
+    import pyarrow.parquet as pq
+
+    present = [c for c in ("age", "gender") if c in pq.read_schema(labels_path).names]
+    extra = pd.read_parquet(labels_path, columns=["wav_id", *present])
     if list(extra["wav_id"].astype(str)) != list(labels["wav_id"].astype(str)):
         raise ValueError(f"{labels_path}: rows changed while the stage ran; rerun it")
-    return labels.assign(age=extra["age"].to_numpy(), gender=extra["gender"].to_numpy())
+    return labels.assign(**{c: extra[c].to_numpy() if c in present else None for c in ("age", "gender")})
 
 
 def gap_phrase(groups: Mapping[str, Any] | None) -> str:
