@@ -7,7 +7,7 @@ CHROMIUM ?= /usr/bin/chromium
 # dvc.yaml's stage commands call `python`: make it the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo check aihub test bench scale clean-venv
+.PHONY: demo check aihub test bench scale proxy plots-template browser clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,21 @@ bench: $(STAMP)
 ## make scale: the data stages at N = 500 / 2,000 / 8,000 synthetic rows; growth exponents, 44k projection
 scale: $(STAMP)
 	$(BIN)/python benchmarks/scale.py $(SCALE_ARGS)
+
+## make proxy: what split.group_by does on a release-shaped 44,000-row corpus (benchmarks/speaker_proxy.py)
+proxy: $(STAMP)
+	$(BIN)/python benchmarks/speaker_proxy.py
+
+## make plots-template: rebuild .dvc/plots.html (the offline `dvc plots show` page) from vega's npm packages
+plots-template: $(STAMP)
+	rm -rf .npm-vega && mkdir .npm-vega && cd .npm-vega && npm pack --silent vega@5 vega-lite@5 vega-embed@6 \
+		&& for f in *.tgz; do mkdir "$${f%.tgz}" && tar xzf "$$f" -C "$${f%.tgz}" --strip-components=1; done
+	$(BIN)/python -m koemo.plots_page --npm .npm-vega --out .dvc/plots.html
+	rm -rf .npm-vega
+
+## make browser: headless Chromium (Debian) for tests/test_plots_page.py, which is skipped without it
+browser:
+	command -v chromium || $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y --no-install-recommends chromium
 
 clean-venv:
 	rm -rf $(VENV)

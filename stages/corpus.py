@@ -4,6 +4,7 @@ import argparse
 import time
 from pathlib import Path
 
+from koemo import kemdy
 from koemo.aihub import SOURCES, NoAIHubData, UnknownSource, read_aihub_dir, summarize
 from koemo.stage_runner import run_stage
 from koemo.io import write_csv, write_parquet
@@ -24,18 +25,21 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     source = load_params()["data"]["source"]
     if source not in SOURCES:
-        raise UnknownSource(f"data.source={source!r}: choose demo or aihub (`koemo profile aihub-gpu --dir PATH` "
+        raise UnknownSource(f"data.source={source!r}: choose one of {SOURCES} (`koemo profile aihub-gpu --dir PATH` "
                             "sets it with data.dir)")
     started = time.perf_counter()
     if source == "demo" and not args.data_dir.is_dir():
         raise NoAIHubData(f"data.dir {args.data_dir} does not exist: the demo stage writes it (`dvc repro demo`), "
                           "or choose your data with `koemo profile aihub-gpu --dir PATH`")
-    result = read_aihub_dir(args.data_dir)
+    if source in kemdy.RELEASES:
+        result, summarize_result = kemdy.read_kemdy_dir(args.data_dir, source), kemdy.summarize
+    else:
+        result, summarize_result = read_aihub_dir(args.data_dir), summarize
     write_parquet(args.manifest, result.manifest)
     write_csv(args.dropped, result.dropped)
     manifest = result.manifest
     write_parquet(args.wavs, fingerprint_wavs(manifest["wav_id"], manifest["wav_path"]))
-    summary = summarize(result, source)
+    summary = summarize_result(result, source)
     write_metrics(args.metrics, summary, args.runtime, {"wall_seconds": time.perf_counter() - started})
     print(f"corpus: {summary['rows_read']} rows read, {summary['rows_kept']} kept, "
           f"{summary['rows_dropped']} dropped {summary['dropped_by_reason']}")

@@ -23,8 +23,12 @@ def main(argv: list[str] | None = None) -> None:
     table, metrics = build_label_table(manifest, params["labels"]["strategy"], params["labels"]["classes"], params["split"])
     write_parquet(args.out, table)
     write_metrics(args.metrics, metrics)
+    protocol = metrics["protocol"]
+    kappa = "n/a" if metrics["fleiss_kappa"] is None else f"{metrics['fleiss_kappa']:.3f}"
+    lacking = "" if protocol["test_has_every_class"] else f"; THE TEST SET LACKS {protocol['test_classes_missing']}"
     print(f"labels: {metrics['rows_kept']}/{metrics['rows_in']} rows kept; train {metrics['class_counts']['train']}, "
-          f"test {metrics['class_counts']['test']}; Fleiss' kappa {metrics['fleiss_kappa']:.3f}")
+          f"test {metrics['class_counts']['test']}; Fleiss' kappa {kappa}; split by {protocol['split_group_by']}: "
+          f"{protocol['groups']} groups, the largest {protocol['largest_group_share']:.1%} of rows{lacking}")
 
 
 if __name__ == "__main__":

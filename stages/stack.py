@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from koemo.evaluation import ci_phrase, evaluation_params, gap_phrase
 from koemo.stage_runner import run_stage
 from koemo.io import write_csv, write_json, write_parquet
 from koemo.metrics import add_metrics_args, confusion_rows, write_metrics
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-dir", type=Path, required=True, help="the fitted meta-learner (meta.json)")
     parser.add_argument("--confusion", type=Path, required=True, help="test confusion rows for dvc plots (CSV)")
     parser.add_argument("--per-class-f1", type=Path, required=True, help="test F1 per class of every model (CSV)")
+    parser.add_argument("--groups", type=Path, required=True, help="test UA per 성별 / 나이 band of every model (CSV)")
     add_metrics_args(parser)
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -28,7 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     classes, stack_params = params["labels"]["classes"], params["stack"]
     labels = pd.read_parquet(args.labels).set_index("wav_id")
     probs = load_base_predictions(stack_params["base_models"], classes, labels, args.base_predictions)
-    learner, test_proba, metrics, f1_rows = run_stack(labels, probs, stack_params, classes)
+    learner, test_proba, metrics, f1_rows, group_rows = run_stack(labels, probs, stack_params, classes,
+                                                                  evaluation_params(params))
 
     test = labels[labels["split"] == "test"]
     predictions = pd.DataFrame(test_proba, columns=prob_columns(classes))
@@ -37,11 +40,30 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.model_dir / "meta.json", {**learner.to_json(), "params": stack_params})
     write_csv(args.confusion, confusion_rows(test["label_id"].to_numpy(), test_proba.argmax(axis=1), classes))
     write_csv(args.per_class_f1, f1_rows)
+    write_csv(args.groups, group_rows)
     write_metrics(args.metrics, metrics, args.runtime, {"seconds": time.perf_counter() - started})
-    rows = "\n".join(f"  {name:<18} UA {m['ua']:.3f}  WA {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}"
+    print(summary(learner, metrics))
+
+
+def paired_phrase(diff: dict) -> str:
+    if diff["lo"] is None:
+        return "(no interval: one test group)"
+    return f"[{diff['lo']:+.3f}, {diff['hi']:+.3f}], ≤ 0 in {diff['share_le_0']:.0%} of resamples"
+
+
+def summary(learner, metrics: dict) -> str:
+    """The stage's headline: every model's test figures with intervals, the paired stack − best member figure and
+    the largest per-group gap."""
+    ci = metrics["test_ci_by_model"]
+    rows = "\n".join(f"  {name:<18} UA {m['ua']:.3f} {ci_phrase(ci.get(name, {}), 'ua')}  WA {m['accuracy']:.3f}  "
+                     f"macro-F1 {m['macro_f1']:.3f} {ci_phrase(ci.get(name, {}), 'macro_f1')}"
                      for name, m in metrics["comparison_test"].items())
+    pair = metrics["paired"]["stack_minus_best_member"]
     chosen = "" if learner.chosen == "stack" else f"; {learner.chosen} alone predicts: the nested CV found the stack no better"
-    print(f"stack ({learner.learner}, C={learner.C}{chosen}) on test:\n{rows}")
+    return (f"stack ({learner.learner}, C={learner.C}{chosen}) on test ({metrics['protocol']['split_group_by']} split, "
+            f"{int(metrics['test_ci']['level'] * 100)} % bootstrap intervals):\n{rows}\n"
+            f"  stack − {pair['best_member']} (best member): UA {pair['ua']['point']:+.3f} {paired_phrase(pair['ua'])}\n"
+            f"  {gap_phrase(metrics['per_group'])}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from koemo.stage_runner import run_stage
+from koemo.evaluation import evaluation_params
 from koemo.lineage import used_params
 from koemo.params import load_params
 from koemo.shards import ShardStore
@@ -26,7 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     build = AudioInputs(labels, store, len(classes), spec)
     config = {"features": spec["features"], "input_shape": list(store.row_shape)}
     metrics, runtime = run_training_stage("audio", labels, classes, params["train"], spec, build, config, paths,
-                                          recorded=used_params("audio", params))
+                                          recorded=used_params("audio", params),
+                                          evaluation=evaluation_params(params))
     print(headline("audio", metrics, runtime))
 
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from koemo.stage_runner import run_stage
+from koemo.evaluation import evaluation_params
 from koemo.lineage import used_params
 from koemo.params import load_params
 from koemo.shards import ShardStore
@@ -29,7 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     config = {"features": "egemaps", "input_dim": int(store.row_shape[0]), "rows_without_features": int(len(absent)),
               "scaler": "per fold, fit on its fitting rows: fold<k>/scaler.safetensors"}
     metrics, runtime = run_training_stage("egemaps", labels, classes, params["train"], spec, build, config, paths,
-                                          recorded=used_params("egemaps", params))
+                                          recorded=used_params("egemaps", params),
+                                          evaluation=evaluation_params(params))
     print(headline("egemaps", metrics, runtime))
 
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from koemo.stage_runner import run_stage
+from koemo.evaluation import evaluation_params
 from koemo.lineage import used_params
 from koemo.params import load_params
 from koemo.shards import ShardStore
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     config = {"text_model": params["text"]["model"], "text_dim": int(text.shape[1]), "ssl_encoder": store.encoder,
               "layers": store.layers, "dim": store.dim, "rows_without_audio": int(inputs.missing.sum())}
     metrics, runtime = run_training_stage("fusion", labels, classes, params["train"], spec, inputs, config, paths,
-                                          recorded=used_params("fusion", params))
+                                          recorded=used_params("fusion", params),
+                                          evaluation=evaluation_params(params))
     metrics = with_layer_weights(paths, metrics, runtime, store.encoder, int(inputs.missing.sum()))
     print(headline("fusion", metrics, runtime))
 

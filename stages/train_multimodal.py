@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from koemo.stage_runner import run_stage
+from koemo.evaluation import evaluation_params
 from koemo.lineage import used_params
 from koemo.params import load_params
 from koemo.shards import ShardStore
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     config = {"text_model": params["text"]["model"], "audio_features": spec["audio_features"], "text_dim": int(text.shape[1]),
               "audio_dim": int(audio.shape[1]), "scaler": "per fold, fit on its fitting rows: fold<k>/scaler.safetensors"}
     metrics, runtime = run_training_stage("multimodal", labels, classes, params["train"], spec, build, config, paths,
-                                          recorded=used_params("multimodal", params))
+                                          recorded=used_params("multimodal", params),
+                                          evaluation=evaluation_params(params))
     print(headline("multimodal", metrics, runtime))
 
 

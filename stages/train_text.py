@@ -1,6 +1,7 @@
 """train_text stage: fine-tune the `text.model` encoder (registry `encoders.<name>`) with a classification head."""
 
 from koemo.stage_runner import run_stage
+from koemo.evaluation import evaluation_params
 from koemo.lineage import used_params
 from koemo.params import load_params
 from koemo.text.registry import load_encoder
@@ -24,7 +25,8 @@ def main(argv: list[str] | None = None) -> None:
                        len(classes), spec)
     config = {"text_model": name, "encoder": dict(encoder_params), "encoder_source": build.source}
     metrics, runtime = run_training_stage("text", labels, classes, params["train"], spec, build, config, paths,
-                                          recorded=used_params("text", params))
+                                          recorded=used_params("text", params),
+                                          evaluation=evaluation_params(params))
     print(headline("text", metrics, runtime))
 
 

@@ -1,6 +1,7 @@
 """train_tfidf stage: TF-IDF over Kiwi morphemes and character n-grams → logistic regression, K-fold out-of-fold."""
 
 from koemo.stage_runner import run_stage
+from koemo.evaluation import evaluation_params
 from koemo.lineage import used_params
 from koemo.params import load_params
 from koemo.train.runner import TrainingPaths, headline, read_labels, run_training_stage, training_parser
@@ -16,7 +17,8 @@ def main(argv: list[str] | None = None) -> None:
     folds = tfidf_folds(labels, TfidfParams.from_params(spec), len(classes), progress=True)  # per inner-CV fit
     config = {"features": "kiwi morphemes + char_wb n-grams, TF-IDF", "classifier": "multinomial logistic regression"}
     metrics, runtime = run_training_stage("tfidf", labels, classes, params["train"], spec, None, config, paths,
-                                          recorded=used_params("tfidf", params), train_fold=folds)
+                                          recorded=used_params("tfidf", params), train_fold=folds,
+                                          evaluation=evaluation_params(params))
     print(headline("tfidf", metrics, runtime))
 
 

@@ -8,6 +8,7 @@ lr × encoder_lr_scale; a GPU job for real encoders).
 from pathlib import Path
 
 from koemo.stage_runner import run_stage
+from koemo.evaluation import evaluation_params
 from koemo.lineage import used_params
 from koemo.params import load_params
 from koemo.ssl.inputs import SSLInputs, SSLStore
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
         config = {"ssl_encoder": encoder, "layers": store.layers, "dim": store.dim, "rows_without_audio": missing}
         source = "features of"
     metrics, runtime = run_training_stage("wav2vec2", labels, classes, params["train"], spec, inputs, config, paths,
-                                          recorded=used_params("wav2vec2", params))
+                                          recorded=used_params("wav2vec2", params),
+                                          evaluation=evaluation_params(params))
     metrics = with_layer_weights(paths, metrics, runtime, encoder, missing)
     print(headline("wav2vec2", metrics, runtime))
     print(f"train_wav2vec2: {source} {encoder['encoder']} ({encoder['source']}); mean layer weights "

@@ -117,7 +117,7 @@ def _labels_params(**changes) -> dict:
     ({"labels": {"classes": ["angry", "disgust"]}},
      "labels: no rows labelled ['disgust'] under labels.strategy=weighted (of 400 rows: {'angry': "),
     ({"labels": {"strategy": "vote"}}, "labels.strategy = 'vote': Input should be 'weighted', 'majority' or 'situation'"),
-    ({"split": {"group_by": "room"}}, "labels: params.yaml: split.group_by = 'room': Input should be 'sentence', 'speaker' or 'sentence+speaker'"),
+    ({"split": {"group_by": "room"}}, "labels: params.yaml: split.group_by = 'room': Input should be 'sentence', 'speaker', 'sentence+speaker' or 'session'"),
     ({"split": {"test_size": 1.5}}, "labels: params.yaml: split.test_size = 1.5: Input should be less than 1"),
     ({"split": {"folds": 1}}, "labels: params.yaml: split.folds = 1: Input should be greater than or equal to 2"),
     ({"split": {"group_by": "sentence+speaker"}}, "labels: split.group_by=sentence+speaker joins"),

@@ -105,6 +105,9 @@ def test_the_schema_choices_are_the_modules_own():
     assert choices(schema.TrainTfidf, "select_by") == SELECT_BY == choices(schema.Stack, "select_by")
     assert choices(schema.Train, "device") == DEVICES and choices(schema.Train, "precision") == PRECISIONS
     assert choices(schema.TrainText, "schedule") == SCHEDULES
+    from koemo.aihub import SOURCES
+
+    assert choices(schema.Data, "source") == SOURCES
 
 
 @pytest.mark.parametrize("stage, edits, expected", [

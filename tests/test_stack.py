@@ -55,3 +55,23 @@ def test_missing_or_mismatched_base_predictions_are_clear_errors(tmp_path):
     frame.to_parquet(tmp_path / "informative.parquet")
     with pytest.raises(ValueError, match="another split"):
         load_base_predictions(["informative"], CLASSES, labels, tmp_path)
+
+
+def test_stack_metrics_carry_intervals_paired_differences_and_per_group_results():
+    labels, probs = synthetic(800)
+    rng = np.random.default_rng(5)
+    labels["group"] = [f"s{i // 3}" for i in range(len(labels))]
+    labels["gender"] = rng.choice(["여성", "남성"], len(labels))
+    labels["age"] = rng.integers(20, 60, len(labels))
+    evaluation = {"bootstrap": 200, "seed": 0, "min_group_rows": 30, "data_source": "demo",
+                  "split": {"group_by": "sentence", "test_size": 0.25, "seed": 1}}
+    _, test_proba, metrics, _, groups = run_stack(labels, probs, PARAMS, CLASSES, evaluation)
+    pair = metrics["paired"]
+    assert pair["stack_minus_best_member"]["best_member"] == metrics["choice"]["best_member"] == "informative"
+    assert pair["informative_minus_majority"]["ua"]["lo"] > 0 and pair["informative_minus_majority"]["ua"]["share_le_0"] == 0
+    assert pair["noise_minus_majority"]["ua"]["share_le_0"] > 0.01            # noise is not surely better than a constant
+    assert metrics["test_ci"]["ua"]["point"] == pytest.approx(metrics["test"]["ua"])   # the chosen predictor's figures
+    assert set(metrics["test_ci_by_model"]) == {"stack", "informative", "noise"}
+    assert metrics["protocol"]["split_group_by"] == "sentence" and not metrics["protocol"]["speaker_independent"]
+    assert set(groups["model"]) == {"stack", "informative", "noise"} and set(groups["attribute"]) == {"gender", "age"}
+    assert (groups["rows"] >= 30).all()

@@ -57,11 +57,11 @@ _HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 _RAW_RELEASE = {"4차": "4차년도", "5차": "5차년도"}
 
 
-SOURCES = ("demo", "aihub")  # data.source: the reader of data.dir (a new source adds its name and reader)
+SOURCES = ("demo", "aihub", "kemdy20", "kemdy19")  # data.source: the reader of data.dir (KEMDy: koemo.kemdy)
 
 
 class UnknownSource(UserError, ValueError):
-    """`data.source` is neither demo nor aihub."""
+    """`data.source` is none of SOURCES."""
 
 
 class NotAnAIHubCSV(UserError, ValueError):

@@ -50,6 +50,13 @@ def check_data(params: Mapping[str, Any], root: Path) -> tuple[list[Row], int]:
         size = int(params.get("demo", {}).get("size", 1200))
         if not path.is_dir() and str(directory).rstrip("/") == DEMO_DIR:
             return [Row("data", OK, f"demo: {size} utterances, synthesised by the demo stage into {directory}")], size
+    if source in ("kemdy20", "kemdy19"):  # ETRI KEMDy: annotation/SessNN_eval.csv + wav/SessionNN/ (koemo.kemdy)
+        found = (path / "annotation").is_dir() and (path / "wav").is_dir()
+        clips = sum(1 for _ in (path / "wav").rglob("*.wav")) if found else 0
+        return [Row("data.dir", OK if found else BLOCKER,
+                    f"{source}: {'annotation/ and wav/ found' if found else 'no annotation/ and wav/'} below {directory}"
+                    + (f", {clips} wavs" if found else ""),
+                    "" if found else f"point data.dir at the {source} copy holding annotation/ and wav/")], clips
     rows: list[Row] = []
     if not path.is_dir():
         near = _csvs_near(path)

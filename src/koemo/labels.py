@@ -102,7 +102,7 @@ def fleiss_kappa(votes: np.ndarray) -> float:
 
 def build_label_table(manifest: pd.DataFrame, strategy: str, classes: list[str], split_params: dict) -> tuple[pd.DataFrame, dict]:
     """Aggregate, keep `classes`, split; return the labels table and the labels stage's metrics."""
-    from koemo.split import assign_split, check_no_leak, make_groups
+    from koemo.split import assign_split, check_no_leak, describe_groups, make_groups
 
     unknown = sorted(set(classes) - set(EMOTIONS))
     if unknown:
@@ -113,7 +113,8 @@ def build_label_table(manifest: pd.DataFrame, strategy: str, classes: list[str],
     if manifest.empty:
         raise LabelError("the manifest has no rows; rerun the corpus stage (dvc repro corpus) and read its message")
     agg = aggregate(manifest, strategy)
-    table = manifest[["wav_id", "text", "wav_path", "release", "age", "gender", "duration_s", "situation"]].copy()
+    columns = ["wav_id", "text", "wav_path", "release", "age", "gender", "duration_s", "situation"]
+    table = manifest[columns + (["session"] if "session" in manifest else [])].copy()
     table["label"] = agg.label
     for k, emotion in enumerate(EMOTIONS):
         table[f"score_{emotion}"] = agg.scores[:, k]
@@ -150,8 +151,12 @@ def build_label_table(manifest: pd.DataFrame, strategy: str, classes: list[str],
                          **{f"fold_{k}": counts(train[train["fold"] == k]) for k in range(split_params["folds"])}},
         "ties": {"primary_tied": int(agg.primary_tie.sum()), "broken_by_secondary": int(agg.broken_by_secondary.sum()),
                  "broken_by_annotator_order": int(agg.unresolved.sum())},
-        "fleiss_kappa": fleiss_kappa(agg.votes) if len(manifest) else None,
+        # KEMDy rows carry one total evaluation, copied into the five annotator columns: agreement is not measurable
+        "fleiss_kappa": fleiss_kappa(agg.votes) if len(manifest) and "session" not in manifest else None,
         "groups": int(kept["group"].nunique()),
+        "protocol": {"split_group_by": split_params["group_by"],
+                     "speaker_independent": split_params["group_by"] in ("speaker", "sentence+speaker", "session"),
+                     **describe_groups(kept["group"], kept["label"], kept["split"].to_numpy(), classes)},
         "distinct_sentences": int(kept["text"].nunique()),
         "situation_agrees_with_label": float((kept["situation"] == kept["label"]).mean()) if len(kept) else None,
     }

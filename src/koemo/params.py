@@ -60,7 +60,7 @@ class Runtime(TypedDict, total=False):
 
 @with_config(_STRICT)
 class Data(TypedDict, total=False):
-    source: Literal["demo", "aihub"]
+    source: Literal["demo", "aihub", "kemdy20", "kemdy19"]
     dir: str
 
 
@@ -85,7 +85,7 @@ class Split(TypedDict, total=False):
     test_size: Annotated[float, Field(gt=0, lt=1)]
     folds: Annotated[int, Field(ge=2)]
     seed: int
-    group_by: Literal["sentence", "speaker", "sentence+speaker"]
+    group_by: Literal["sentence", "speaker", "sentence+speaker", "session"]
 
 
 @with_config(_STRICT)
@@ -296,6 +296,15 @@ class Stack(TypedDict, total=False):
 
 
 @with_config(_STRICT)
+class Evaluation(TypedDict, total=False):
+    bootstrap: Annotated[int, Field(ge=100)]
+    seed: int
+    confidence: Annotated[float, Field(gt=0.5, lt=1)]
+    age_bands: Annotated[list[NonNegInt], Field(min_length=1)]
+    min_group_rows: Count
+
+
+@with_config(_STRICT)
 class Params(TypedDict, total=False):
     runtime: Runtime
     data: Data
@@ -321,6 +330,7 @@ class Params(TypedDict, total=False):
     train_tfidf: TrainTfidf
     train_egemaps: TrainEgemaps
     stack: Stack
+    evaluation: Evaluation
 
 
 _SCHEMA = TypeAdapter(Params)
@@ -388,6 +398,9 @@ def _cross_checks(params: Mapping[str, Any]) -> list[str]:
     folds, limit = train.get("folds"), split.get("folds")
     if isinstance(folds, int) and isinstance(limit, int) and folds > limit:
         problems.append(f"train.folds = {folds}: must be 1..split.folds ({limit}); the training folds merge split folds")
+    bands = section("evaluation").get("age_bands")
+    if isinstance(bands, list) and bands != sorted(set(bands)):
+        problems.append(f"evaluation.age_bands = {bands}: band edges in increasing order, each once (e.g. [20, 30, 40, 50])")
     classes = section("labels").get("classes")
     if isinstance(classes, list) and len(set(classes)) != len(classes):
         problems.append(f"labels.classes = {classes}: each class once")

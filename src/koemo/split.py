@@ -1,7 +1,14 @@
 """The one leakage-safe split every model shares: a held-out test set plus K folds over the rest.
 
 Rows are grouped so that the same normalised sentence (and, optionally, the same speaker proxy
-나이+성별) never sits on two sides; within that constraint the split is stratified by label.
+나이+성별) never sits on two sides; within that constraint the split is stratified by label. A corpus that names its
+recording sessions (ETRI KEMDy: one speaker pair per session) can be split by session: speaker-independent for real.
+
+When to use which (measured by benchmarks/speaker_proxy.py on a release-shaped corpus): `sentence` is the default
+and the only choice that keeps every class in a small test set; `speaker` (나이+성별) is only a proxy — two people of
+the same age and gender are one "speaker", so it errs towards fewer, bigger groups (never a leak of a real speaker
+it can see, but one large group can swallow a fifth of the corpus); `sentence+speaker` joins both and on the real
+releases links most rows into one component (refused above 50 %).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from koemo.errors import UserError
 
-GROUP_BY = ("sentence", "speaker", "sentence+speaker")
+GROUP_BY = ("sentence", "speaker", "sentence+speaker", "session")
 _NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
 
@@ -56,6 +63,13 @@ def _components(keys: list[np.ndarray]) -> np.ndarray:
 def make_groups(frame: pd.DataFrame, group_by: str) -> pd.Series:
     if group_by not in GROUP_BY:
         raise SplitError(f"split.group_by={group_by!r}; choose one of {GROUP_BY}")
+    if group_by == "session":
+        sessions = frame["session"].astype("string").fillna("") if "session" in frame else pd.Series([""] * len(frame))
+        if (sessions == "").any():
+            raise SplitError(f"split.group_by=session: {int((sessions == '').sum())} of {len(frame)} rows have no "
+                             "recording session (only the KEMDy readers, data.source=kemdy20/kemdy19, record one). "
+                             "Use split.group_by=sentence or speaker for this corpus.")
+        return pd.Series(sessions.to_numpy(dtype=object), index=frame.index, name="group")
     sentence = frame["text"].map(normalize_sentence).to_numpy()
     speaker = (frame["age"].astype("string").fillna("?") + "|" + frame["gender"].astype("string").fillna("?")).to_numpy()
     if group_by == "sentence":
@@ -99,6 +113,16 @@ def _check_groups(groups: int, needed: int, purpose: str) -> None:
     if groups < needed:
         raise SplitError(f"only {groups} distinct groups (split.group_by) for {purpose}, which needs {needed}; "
                          "use more data, or lower split.folds / raise split.test_size")
+
+
+def describe_groups(groups: pd.Series, labels: pd.Series, split: np.ndarray, classes) -> dict:
+    """What a grouping does to the split: how many groups, the largest one's share of rows, and whether the test
+    set still holds every class (a speaker proxy with few, big groups can leave one out)."""
+    sizes = groups.value_counts()
+    test_classes = set(labels[np.asarray(split) == "test"])
+    return {"groups": int(len(sizes)), "largest_group_share": float(sizes.max() / len(groups)) if len(groups) else 0.0,
+            "test_has_every_class": all(c in test_classes for c in classes),
+            "test_classes_missing": [c for c in classes if c not in test_classes]}
 
 
 def check_no_leak(frame: pd.DataFrame) -> None:

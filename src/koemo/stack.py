@@ -209,9 +209,12 @@ def headline_metrics(report: dict) -> dict:
     return {k: report[k] for k in ("accuracy", "ua", "macro_f1")}
 
 
-def run_stack(labels: pd.DataFrame, probs: dict[str, np.ndarray], params: dict, classes: Sequence[str]):
+def run_stack(labels: pd.DataFrame, probs: dict[str, np.ndarray], params: dict, classes: Sequence[str],
+              evaluation: dict | None = None):
     """Fit on OOF train rows, evaluate on test. Returns (learner, test probabilities of the chosen predictor, metrics,
-    per-class F1 rows). `comparison_test["stack"]` is the fitted combination even when a single member was chosen."""
+    per-class F1 rows[, per-group UA rows when `evaluation` is given]). `comparison_test["stack"]` is the fitted
+    combination even when a single member was chosen. `evaluation` (`koemo.evaluation.evaluation_params`) adds the
+    protocol, intervals, paired differences and per-group results (`evaluate_stack`)."""
     y = labels["label_id"].to_numpy(dtype=np.int64)
     train = (labels["split"] == "train").to_numpy()
     test = ~train
@@ -246,4 +249,46 @@ def run_stack(labels: pd.DataFrame, probs: dict[str, np.ndarray], params: dict, 
     }
     f1_table = pd.DataFrame(f1_rows)
     f1_table.insert(0, "model_class", f1_table["model"] + " · " + f1_table["class"])
-    return learner, test_proba, metrics, f1_table
+    if evaluation is None:
+        return learner, test_proba, metrics, f1_table
+    predictions = {"stack": learner.combine(test_probs).argmax(axis=1),
+                   **{m: probs[m][test].argmax(axis=1) for m in params["base_models"]}}
+    member = fit_report["choice"].get("best_member") or best_base
+    extra, group_table = evaluate_stack(labels[test], test_proba.argmax(axis=1), predictions, member,
+                                        list(classes).index(baseline["class"]), classes, evaluation)
+    return learner, test_proba, {**metrics, **extra}, f1_table, group_table
+
+
+def evaluate_stack(test: pd.DataFrame, chosen: np.ndarray, predictions: dict[str, np.ndarray], best_member: str,
+                   majority: int, classes: Sequence[str], evaluation: dict) -> tuple[dict, pd.DataFrame]:
+    """`test_ci`/`per_group` of the chosen predictor (`chosen`, the figures of `test`); intervals of every model and
+    the stack (the fitted combination, `predictions["stack"]`), the paired (stack − best member) and
+    (model − majority baseline) differences, per-group results of each, and the per-group plot's rows.
+
+    The best member is the one the stack's own choice named on OOF rows (not the best on test: picking it on the
+    rows it is then compared on would favour it)."""
+    from koemo.evaluation import (bootstrap_ci, evaluate_test, group_attributes, paired_difference, per_group,
+                                  settings)
+
+    cfg = settings({k: v for k, v in evaluation.items() if k not in ("data_source", "split")})
+    y, groups = test["label_id"].to_numpy(dtype=np.int64), test["group"].to_numpy()
+    frame = test.reset_index()
+    base = evaluate_test(frame, chosen, classes, evaluation)
+    attributes = group_attributes(frame, cfg)
+    constant = np.full(len(y), majority)
+    ci = {name: bootstrap_ci(y, pred, groups, len(classes), cfg) for name, pred in predictions.items()}
+    paired = {"stack_minus_best_member": {"best_member": best_member,
+                                          **paired_difference(y, predictions["stack"], predictions[best_member], groups,
+                                                              len(classes), cfg)},
+              **{f"{name}_minus_majority": paired_difference(y, pred, constant, groups, len(classes), cfg)
+                 for name, pred in predictions.items()}}
+    groups_by_model = {name: per_group(y, pred, attributes, classes, cfg) for name, pred in predictions.items()}
+    english = {"여성": "female (여성)", "남성": "male (남성)"}  # readable where the browser has no Hangul font
+    rows = [{"model_group": f"{name} · {attribute} {english.get(group, group)}", "model": name, "attribute": attribute,
+             "group": group,
+             "ua": result["ua"], "rows": result["rows"]}
+            for name, table in groups_by_model.items() for attribute in ("gender", "age")
+            for group, result in table[attribute].items() if "ua" in result]
+    extra = {"protocol": base["protocol"], "test_ci": base["test_ci"], "test_ci_by_model": ci, "paired": paired,
+             "per_group": base["per_group"], "per_group_by_model": groups_by_model}
+    return extra, pd.DataFrame(rows, columns=["model_group", "model", "attribute", "group", "ua", "rows"])

@@ -118,7 +118,8 @@ def resume_key(model: str, recorded: Mapping[str, Any], paths: TrainingPaths) ->
 def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str], shared: Mapping[str, Any],
                        specific: Mapping[str, Any], build: Callable[[FoldPlan], FoldJob] | None, config: Mapping[str, Any],
                        paths: TrainingPaths, live: bool = True, recorded: Mapping[str, Any] | None = None,
-                       train_fold: FoldTrainer | None = None) -> tuple[dict, dict]:
+                       train_fold: FoldTrainer | None = None,
+                       evaluation: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
     """Train every fold of `model`, write all its outputs; return (metrics, runtime).
 
     A network gives `build` (its fold inputs; the one `Trainer` fits them); any other model gives `train_fold` (e.g.
@@ -129,6 +130,8 @@ def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str],
     epoch) under a key of params, inputs and code; a rerun after a crash reuses them, and the directory is removed
     once every output is written. Under several processes (`koemo.train.distributed`) every one trains and predicts
     its share; only the main one looks in and writes the resume directory and writes the outputs.
+    `evaluation` (`koemo.evaluation.evaluation_params`): add the protocol, bootstrap
+    intervals and per-group results of the test set to the metrics.
     """
     import shutil
 
@@ -154,6 +157,12 @@ def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str],
                                 resume=paths.resume_dir is not None, progress=main_process and (trainer is None or trainer.config.progress),
                                 saves=main_process, share=broadcast)
         metrics = {"model": model, **summarize(labels, result, classes, folds, valid_fraction)}
+        if evaluation is not None:
+            from koemo.evaluation import attach_groups, evaluate_test
+
+            test_rows = labels["split"].to_numpy() == "test"
+            metrics.update(evaluate_test(attach_groups(labels, paths.labels), result.test[test_rows].argmax(axis=1),
+                                         classes, evaluation))
         runtime = runtime_figures(result, trainer, time.perf_counter() - start)
         # Under several processes only the main one writes; the others trained their slice of each batch and wait.
         if main_process:
@@ -207,10 +216,14 @@ def runtime_figures(result: CVResult, trainer: Trainer | None, seconds: float) -
 
 
 def headline(model: str, metrics: Mapping[str, Any], runtime: Mapping[str, Any]) -> str:
+    from koemo.evaluation import ci_phrase, gap_phrase
+
     test, base = metrics["test"], metrics["baseline"]["test"]
     epochs = ", ".join(f"{f['epochs_run']}(best {f['best_epoch']})" for f in metrics["folds"])
-    return (f"train_{model}: test UA {test['ua']:.3f} / WA {test['accuracy']:.3f} / macro-F1 {test['macro_f1']:.3f} "
+    ci = f" {ci_phrase(metrics['test_ci'])}" if "test_ci" in metrics else ""
+    groups = f"; {gap_phrase(metrics['per_group'])}" if "per_group" in metrics else ""
+    return (f"train_{model}: test UA {test['ua']:.3f}{ci} / WA {test['accuracy']:.3f} / macro-F1 {test['macro_f1']:.3f} "
             f"vs majority baseline UA {base['ua']:.3f} ({base['class']}); OOF UA {metrics['oof'].get('ua', float('nan')):.3f}"
-            f"{'; COLLAPSED' if metrics['collapsed'] else ''}; epochs {epochs}; "
+            f"{'; COLLAPSED' if metrics['collapsed'] else ''}{groups}; epochs {epochs}; "
             f"{format_rate(runtime['train_samples_per_second'])} samples/s on {runtime['device']} ({runtime['precision']}), "
             f"{runtime['seconds']:.0f} s")
