@@ -23,6 +23,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 from tqdm import tqdm
 
+from koemo.errors import UserError
 from koemo.metrics import classification_report, confusion_rows, majority_baseline
 from koemo.train.data import Examples
 from koemo.train.trainer import FitResult, Trainer, seed_everything
@@ -41,13 +42,17 @@ class FoldPlan:
     test: np.ndarray
 
 
+class FoldPlanError(UserError, ValueError):
+    """The split cannot give the folds or validation slices the training params ask for; the message names the fix."""
+
+
 def cv_folds(labels: pd.DataFrame, folds: int) -> np.ndarray:
     """CV fold per labels row: split fold mod `folds`; -1 for test; with folds == 1, 0 for split fold 0 else -2."""
     split_fold = labels["fold"].to_numpy(dtype=np.int64)
     is_train = labels["split"].to_numpy() == "train"
     k_split = int(split_fold[is_train].max()) + 1 if is_train.any() else 0
     if folds < 1 or folds > k_split:
-        raise ValueError(f"train.folds={folds}: must be between 1 and the split's {k_split} folds")
+        raise FoldPlanError(f"train.folds={folds}: must be between 1 and the split's {k_split} folds (split.folds)")
     if folds == 1:
         out = np.where(split_fold == 0, 0, NOT_HELD_OUT)
     else:
@@ -62,7 +67,9 @@ def inner_valid(labels: pd.DataFrame, rows: np.ndarray, fraction: float, seed: i
     n_splits = max(2, int(round(1 / fraction)))
     groups = labels["group"].to_numpy()[rows]
     if len(np.unique(groups)) < n_splits:
-        raise ValueError(f"train.valid_fraction={fraction}: only {len(np.unique(groups))} groups to carve a validation slice from")
+        raise FoldPlanError(f"train.valid_fraction={fraction}: a fold's training rows hold only {len(np.unique(groups))} "
+                            f"split groups (split.group_by) to carve {n_splits} validation slices from: set "
+                            "train.valid_fraction 0 (fixed epochs) or a group_by with more groups")
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     keep, held = next(splitter.split(np.zeros(len(rows)), labels["label_id"].to_numpy()[rows], groups))
     return rows[keep], rows[held]
