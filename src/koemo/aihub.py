@@ -251,6 +251,14 @@ def _row_problem(row: dict, header_fields: int) -> tuple[str, str] | None:
     return None
 
 
+def read_wav_header(wav: Path):
+    """(soundfile's header, None) of a row's wav, or (None, the `unreadable_wav` problem naming it)."""
+    try:
+        return sf.info(str(wav)), None
+    except Exception as err:  # soundfile raises several types for broken headers
+        return None, ("unreadable_wav", f"{_display_path(wav)}: {err}")
+
+
 def read_aihub_dir(root: str | os.PathLike) -> ReadResult:
     """Read every release CSV below `root`, validate rows, locate wavs; nothing is lost silently."""
     root = Path(root)
@@ -284,10 +292,7 @@ def read_aihub_dir(root: str | os.PathLike) -> ReadResult:
                 if wav is None:
                     problem = ("missing_wav", f"{row['wav_id']}.wav not found below {root}")
             if problem is None:
-                try:
-                    info = sf.info(str(wav))
-                except Exception as err:  # soundfile raises several types for broken headers
-                    problem = ("unreadable_wav", f"{_display_path(wav)}: {err}")
+                info, problem = read_wav_header(wav)
             if problem is not None:
                 drops.append({"source_file": source, "source_row": row["source_row"], "wav_id": row["wav_id"],
                               "reason": problem[0], "detail": problem[1]})

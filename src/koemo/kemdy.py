@@ -27,10 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 
 from koemo.aihub import (DROP_REASONS, N_ANNOTATORS, BadCSV, NoAIHubData, NoUsableRows, ReadResult, _display_path,
-                         _finish_manifest, has_hangul, index_wavs, read_csv_rows)
+                         _finish_manifest, has_hangul, index_wavs, read_csv_rows, read_wav_header)
 from koemo.emotions import normalize_emotion
 from koemo.errors import UserError
 
@@ -139,10 +138,7 @@ def read_kemdy_dir(root: str | Path, source: str = "kemdy20") -> ReadResult:
                     elif not has_hangul(text):
                         problem = ("no_hangul", f"transcript={text[:40]!r}: no Korean letter for a Korean text model")
             if problem is None:
-                try:
-                    info = sf.info(str(wav))
-                except Exception as err:  # soundfile raises several types for broken headers
-                    problem = ("unreadable_wav", f"{_display_path(wav)}: {err}")
+                info, problem = read_wav_header(wav)
             if problem is not None:
                 drops.append({"source_file": source_file, "source_row": line, "wav_id": segment, "reason": problem[0],
                               "detail": problem[1]})
