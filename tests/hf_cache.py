@@ -40,6 +40,7 @@ class HFCache:
             blob.write_bytes(path.read_bytes())
             link = snapshot / path.relative_to(files_dir)
             link.parent.mkdir(parents=True, exist_ok=True)
+            link.unlink(missing_ok=True)  # installing a commit again replaces its files
             link.symlink_to(os.path.relpath(blob, link.parent))
         if ref is not None:
             (repo / "refs" / ref).parent.mkdir(parents=True, exist_ok=True)

@@ -188,16 +188,18 @@ def _kobert_like(tmp_path: Path) -> Path:
 
 def test_real_hub_ids_load_from_an_offline_hf_cache(hf_cache, tiny_root, tmp_path):
     encoders = PARAMS["encoders"]
-    hf_cache.install(encoders["koelectra"]["hub_id"], tiny_root / "tiny-electra")
-    hf_cache.install(encoders["klue-roberta"]["hub_id"], tiny_root / "tiny-roberta")
-    snapshot = hf_cache.install(encoders["kobert"]["hub_id"], _kobert_like(tmp_path))
+    hf_cache.install(encoders["koelectra"]["hub_id"], tiny_root / "tiny-electra", commit=encoders["koelectra"]["revision"])
+    hf_cache.install(encoders["klue-roberta"]["hub_id"], tiny_root / "tiny-roberta",
+                     commit=encoders["klue-roberta"]["revision"])
+    snapshot = hf_cache.install(encoders["kobert"]["hub_id"], _kobert_like(tmp_path), commit=encoders["kobert"]["revision"])
     assert (snapshot / "spiece.model").is_symlink()
     for marker in hf_cache.hub.rglob("koemo_encoder.json"):
         marker.unlink()  # stand-ins for real downloads: no local-tiny marker, so the source is the hub id
     expected = {"koelectra": "ElectraModel", "klue-roberta": "RobertaModel", "kobert": "BertModel"}
     for name, architecture in expected.items():
         encoder = load_encoder(name, encoders[name])
-        assert encoder.source == encoders[name]["hub_id"] and encoder.architecture == architecture
+        assert encoder.source == f"{encoders[name]['hub_id']}@{encoders[name]['revision']}"
+        assert encoder.architecture == architecture
         assert encoder.pooling == encoders[name]["pooling"]
         vectors = embed_texts(encoder, TEXTS[:6], batch_size=4, progress=False)
         assert vectors.shape == (6, encoder.dim) and np.isfinite(vectors).all()

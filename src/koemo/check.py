@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from koemo.hub import download_command
+
 OK, WARN, BLOCKER = "ok", "warn", "BLOCKER"
 HEADER_SAMPLE = 32          # wav headers read (evenly spaced over the rows): enough to see rates/channels/lengths
 MARGIN = 1.2                # projected disk × this must be free: temp siblings of an output exist while it is renamed
@@ -214,10 +216,15 @@ def check_encoders(params: Mapping[str, Any], root: Path = Path(".")) -> list[Ro
 def _locate(kind: str, registry: str, name: str, spec: Mapping[str, Any], tiny_stage: str,
             root: Path = Path(".")) -> tuple[str, str, str]:
     """(state, what was found, the fix) for one registry entry, from the disk alone (HF_HUB_OFFLINE semantics)."""
-    from koemo.hub import _weights_problem, hub_cache_dir
+    from koemo.hub import _weights_problem, hub_cache_dir, is_commit
+    from koemo.ssl.registry import HUB_FILES as SSL_FILES
+    from koemo.text.registry import HUB_FILES as TEXT_FILES, tokenizer_problem
 
     needs = ("config.json", "preprocessor_config.json") if kind == "ssl" else ("config.json",)
     path, hub_id, revision = spec.get("path"), spec.get("hub_id"), spec.get("revision")
+    tokenizer = spec.get("tokenizer", "auto")
+    download = ("" if not hub_id else
+                download_command(hub_id, revision, SSL_FILES if kind == "ssl" else TEXT_FILES.get(tokenizer, ())))
     if path:
         directory = Path(path) if Path(path).is_absolute() else root / path
         if not directory.is_dir() and directory.name.startswith("tiny-"):
@@ -228,29 +235,37 @@ def _locate(kind: str, registry: str, name: str, spec: Mapping[str, Any], tiny_s
     else:
         cache = hub_cache_dir()
         snapshot = _cached_snapshot(cache, hub_id, revision)
-        download = f"hf download {hub_id}" + (f" --revision {revision}" if revision else "")
         if snapshot is None:
             at = f" at revision {revision}" if revision else ""
             return (BLOCKER, f"{hub_id}{at}: weights not in the Hugging Face cache ({cache})",
                     f"`{download}` (on a machine with internet; copy its HF_HOME here and set HF_HOME)")
         where = f"{hub_id}@{snapshot.name[:10]}"
+    problem = tokenizer_problem(name, tokenizer, snapshot) if kind == "text" else None
+    if problem:  # first: the other files it would ask for are the wrong tokenizer's
+        return BLOCKER, f"{where}: {problem[0]}", problem[1]
     missing = [f for f in needs if not (snapshot / f).is_file()]
     weights = _weights_problem(snapshot)
     if weights:
         missing.append(weights if "shards" in weights else "model.safetensors")
     if kind == "text":
-        choices, also = _TEXT_FILES[spec.get("tokenizer", "auto")]
+        choices, also = _TEXT_FILES[tokenizer]
         if not any((snapshot / f).is_file() for f in choices):
             missing.append(f"a tokenizer file ({' / '.join(choices)})")
     if missing:
         pickles = sorted(p.name for p in snapshot.glob("*.bin"))
-        fix = ("koemo loads safetensors only (a .bin is a pickle): convert it once on a trusted machine, "
-               "`AutoModel.from_pretrained(DIR, use_safetensors=False).save_pretrained(OUT)`, and set "
-               f"{registry}.{name}.path to OUT; or pin {registry}.{name}.revision to a commit with model.safetensors"
-               if pickles and weights else
-               f"`hf download {hub_id}`" + (f" --revision {revision}" if revision else "") if hub_id and not path
+        fix = ("koemo loads safetensors only (a .bin is a pickle): "
+               + (f"pin {registry}.{name}.revision to a commit with model.safetensors (the repo's safetensors conversion "
+                  "pull request; README, Real models), then " if hub_id and not path else "")
+               + ("convert it once on a trusted machine, `AutoModel.from_pretrained(DIR, use_safetensors=False)"
+                  f".save_pretrained(OUT)`, and set {registry}.{name}.path to OUT")
+               if pickles and weights else f"`{download}`" if hub_id and not path
                else f"put {', '.join(missing)} in {path}")
         return BLOCKER, f"{where} lacks {', '.join(missing)}" + (f" (has {', '.join(pickles)})" if pickles else ""), fix
+    if hub_id and not path and not is_commit(revision):
+        return (WARN, f"{where}: weights + files present offline, but "
+                + (f"revision {revision} is a ref, which can move" if revision else "no revision is pinned")
+                + ": results follow whatever the cache's ref names", f"set {registry}.{name}.revision: {snapshot.name} "
+                "(the commit cached now)")
     return OK, f"{where}: weights + {'tokenizer ' if kind == 'text' else ''}files present offline", ""
 
 
