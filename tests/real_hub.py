@@ -149,7 +149,7 @@ def _pickle(out: Path, name: str, seed: int) -> None:
 
 def _build_text(hub_id: str, texts: Sequence[str], out: Path) -> None:
     import torch
-    from transformers import (AutoConfig, BertModel, BertTokenizerFast, ElectraForPreTraining, RobertaForMaskedLM)
+    from transformers import AutoConfig, BertModel, BertTokenizer, ElectraForPreTraining, RobertaForMaskedLM
 
     facts = CONFIGS[hub_id]
     config = AutoConfig.for_model(**{k: v for k, v in facts.items() if k not in ("architectures", "tokenizer_class")},
@@ -173,8 +173,8 @@ def _build_text(hub_id: str, texts: Sequence[str], out: Path) -> None:
                                                    encoding="utf-8")
         return
     with tempfile.TemporaryDirectory() as tmp:
-        BertTokenizerFast(vocab_file=str(out / "vocab.txt"), do_lower_case=False, strip_accents=False,
-                          model_max_length=512).save_pretrained(tmp)
+        BertTokenizer(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=False, strip_accents=False,
+                      model_max_length=512).save_pretrained(tmp)
         shutil.copy(Path(tmp) / "tokenizer.json", out / "tokenizer.json")
     (out / "special_tokens_map.json").write_text(json.dumps({"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
                                                              "cls_token": "[CLS]", "mask_token": "[MASK]"}), encoding="utf-8")
@@ -204,9 +204,10 @@ def _build_audio(hub_id: str, out: Path) -> None:
 
 
 def build_real_cache(cache: HFCache, texts: Sequence[str] = DEFAULT_TEXTS,
-                     fetched: dict[str, Sequence[str]] | None = None) -> None:
-    """Install every model of COMMITS into `cache`: main with all its files; a PR commit with the files matching
-    `fetched[hub_id]`'s patterns (an `hf download --include` list; default: all of that commit's files)."""
+                     fetched: dict[str, tuple[str, Sequence[str]]] | None = None) -> None:
+    """Install every model of COMMITS into `cache`, each commit with all its files, except `fetched[hub_id] =
+    (commit, patterns)`: that commit holds only the files an `hf download --revision commit --include patterns`
+    would have fetched (and refs/main still names main)."""
     from fnmatch import fnmatch
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -217,8 +218,8 @@ def build_real_cache(cache: HFCache, texts: Sequence[str] = DEFAULT_TEXTS,
             for i, name in enumerate(("pytorch_model.bin", "optimizer.pt", "rng_state.pth", "scaler.pt", "scheduler.pt")):
                 _pickle(full, name, i)
             for commit, (files, ref) in commits.items():
-                keep = files if ref == "main" or not fetched or hub_id not in fetched else \
-                    [f for f in files if any(fnmatch(f, p) for p in fetched[hub_id])]
+                pinned, patterns = (fetched or {}).get(hub_id, (None, ()))
+                keep = [f for f in files if commit != pinned or any(fnmatch(f, p) for p in patterns)]
                 tree = Path(tmp) / commit
                 tree.mkdir()
                 for name in keep:
