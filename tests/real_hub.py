@@ -228,6 +228,8 @@ def build_real_cache(cache: HFCache, texts: Sequence[str] = DEFAULT_TEXTS,
 
 
 if __name__ == "__main__":
+    from test_text_encoders import TEXTS  # the sentences the tests embed, so their tokens are in the vocabularies
+
     home = Path(sys.argv[1])
-    build_real_cache(HFCache(home))
+    build_real_cache(HFCache(home), (*DEFAULT_TEXTS, *TEXTS))
     print(f"real-layout HF cache in {home}: HF_HOME={home} HF_HUB_CACHE={home / 'hub'} HF_HUB_OFFLINE=1")
