@@ -213,3 +213,40 @@ def test_two_processes_fit_every_encoder_family(tmp_path, family):
     assert run.returncode == 0, (run.stdout[-2000:], run.stderr[-3000:])
     for rank in (0, 1):
         assert f"rank {rank}: {family} trained 2 epochs" in run.stdout, run.stdout
+
+
+# ---- 8: the GPU check script ----------------------------------------------------------------------------------
+GPU_CHECK = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+
+
+def test_gpu_check_says_no_gpu_in_seconds(tmp_path):
+    """On this CPU: the per-step budget, then one clear "no GPU" line, exit 0, within seconds (no step started); with
+    a fake nvidia-smi listing a GPU this torch cannot use, that line names the mismatch and the fix."""
+    import subprocess
+    import time
+
+    for path, expected in ((os.environ["PATH"], "sees no CUDA device and nvidia-smi lists none"),
+                           (f"{_fake_nvidia_smi(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}",
+                            "https://download.pytorch.org/whl/cu126")):
+        begun = time.time()
+        run = subprocess.run([sys.executable, str(GPU_CHECK)], env={**os.environ, "PATH": path}, capture_output=True,
+                             text=True, timeout=60)
+        took = time.time() - begun
+        assert run.returncode == 0, run.stderr[-2000:]
+        lines = run.stdout.strip().splitlines()
+        assert lines[0].startswith("gpu_check: deadline 540 s; per-step budget: versions ") and "(sum 530 s)" in lines[0]
+        assert lines[1].startswith("no GPU: ") and expected in lines[1], lines
+        assert took < 30, took
+
+
+def test_gpu_check_steps_run_their_code_in_a_smoke_run():
+    """Each measuring step's code, on the CPU at tiny sizes (the script labels every such line as not a result):
+    the script must not first meet its own bugs on the GPU machine's short slot."""
+    import subprocess
+
+    env = {**os.environ, "KOEMO_GPU_CHECK_SMOKE": "1", "OMP_NUM_THREADS": "1"}
+    for step, said in (("xlsr_finetune", "fine-tune step"), ("loader_wait", "waiting for data")):
+        run = subprocess.run([sys.executable, str(GPU_CHECK), "--step", step, "--batch", "2"], env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, (step, run.stderr[-2000:])
+        assert "[smoke run: tiny sizes on the CPU, not a result]" in run.stdout and said in run.stdout, run.stdout
