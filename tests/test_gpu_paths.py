@@ -250,3 +250,63 @@ def test_gpu_check_steps_run_their_code_in_a_smoke_run():
                              capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, (step, run.stderr[-2000:])
         assert "[smoke run: tiny sizes on the CPU, not a result]" in run.stdout and said in run.stdout, run.stdout
+
+
+# ---- 7: wav2vec2 fine-tuning batches ---------------------------------------------------------------------------
+def _finetune_inputs(uses_mask: bool, n: int = 200):
+    import pandas as pd
+
+    from koemo.ssl.finetune import FineTuneInputs
+
+    rng = np.random.default_rng(0)
+    labels = pd.DataFrame({"wav_id": [f"w{i}" for i in range(n)], "wav_path": [f"/nowhere/w{i}.wav" for i in range(n)],
+                           "label_id": np.arange(n) % 4, "duration_s": rng.uniform(1.0, 20.0, n)})
+    encoder = SimpleNamespace(sample_rate=16000, normalize=True, min_samples=400, layers=3, dim=8, name="fake",
+                              source="local-tiny", architecture="Wav2Vec2Model", uses_attention_mask=uses_mask)
+    return FineTuneInputs(labels, lambda: encoder, 4, {"max_seconds": 15, "hidden": 8, "dropout": 0.0}), labels
+
+
+def test_finetune_batches_are_length_bucketed_and_capped_at_max_seconds():
+    """Random batches almost always hold one long clip, so every batch was padded to ~max_seconds: with the clips'
+    lengths (labels' duration_s, capped at max_seconds) the sampler groups similar lengths."""
+    from koemo.train.data import EpochBatchSampler
+
+    inputs, labels = _finetune_inputs(True)
+    examples = inputs.examples(np.arange(len(labels)))
+    assert examples.lengths is not None
+    expected = np.minimum(np.round(labels["duration_s"].to_numpy() * 16000), 15 * 16000)
+    assert np.array_equal(examples.lengths, expected.astype(np.int64))
+
+    def padding(lengths) -> float:
+        batches = EpochBatchSampler(len(labels), 16, shuffle=True, seed=0, lengths=lengths).batches()
+        return sum(int(expected[b].max() * len(b) - expected[b].sum()) for b in batches) / expected.sum()
+
+    bucketed, random = padding(examples.lengths), padding(None)
+    assert bucketed < 0.25 * random, (bucketed, random)
+
+
+def test_group_norm_batches_are_equal_length_crops_without_zero_padding():
+    """A group-norm wav2vec2 (facebook/wav2vec2-base: return_attention_mask false) takes no mask, so zero padding
+    would move its features: each batch is cropped to its shortest clip instead. A layer-norm model gets padding + mask."""
+    inputs, _ = _finetune_inputs(False)
+    items = [(np.ones(1000, dtype=np.float32), 0), (np.ones(600, dtype=np.float32) * 2, 1)]
+    batch = inputs.examples(np.arange(2)).collate(items)
+    assert batch["input_values"].shape == (2, 600) and bool((batch["input_values"] != 0).all())
+    assert "attention_mask" not in batch or bool(batch["attention_mask"].all())
+    masked, _ = _finetune_inputs(True)
+    batch = masked.examples(np.arange(2)).collate(items)
+    assert batch["input_values"].shape == (2, 1000) and int(batch["attention_mask"].sum()) == 1600
+
+
+def test_finetune_decodes_in_dataloader_workers_on_a_gpu(monkeypatch):
+    """On a GPU the wavs are decoded in DataLoader workers while the GPU computes (on the CPU, one process: the
+    determinism and the 2 cores stay as they were)."""
+    from koemo.train.data import make_loader
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    inputs, labels = _finetune_inputs(True)
+    loader = make_loader(inputs.examples(np.arange(len(labels))), 16, shuffle=True)
+    assert loader.num_workers >= 2 and loader.prefetch_factor >= 2
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert make_loader(_finetune_inputs(True)[0].examples(np.arange(20)), 16, shuffle=True).num_workers == 0
