@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+
+from koemo.device import driver_version, gpus  # noqa: F401  (nvidia-smi's answers, shared with the stages)
 
 OK, WARN, BLOCKER = "ok", "warn", "BLOCKER"
 HEADER_SAMPLE = 32          # wav headers read (evenly spaced over the rows): enough to see rates/channels/lengths
@@ -265,37 +266,6 @@ def _cached_snapshot(cache: Path, hub_id: str, revision: str | None) -> Path | N
 
 
 # ---- the machine --------------------------------------------------------------------------------------------------
-def driver_version() -> str | None:
-    """The NVIDIA driver version nvidia-smi reports (None without nvidia-smi)."""
-    exe = shutil.which("nvidia-smi")
-    if not exe:
-        return None
-    try:
-        out = subprocess.run([exe, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=20).stdout.strip().splitlines()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out[0].strip() if out else None
-
-
-def gpus() -> list[tuple[str, int]]:
-    """(name, memory bytes) per GPU, from nvidia-smi (torch is not imported: it costs seconds)."""
-    exe = shutil.which("nvidia-smi")
-    if not exe:
-        return []
-    try:
-        out = subprocess.run([exe, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    found = []
-    for line in out.strip().splitlines():
-        name, _, mib = line.rpartition(",")
-        if mib.strip().isdigit():
-            found.append((name.strip(), int(mib.strip()) * 2**20))
-    return found
-
-
 def model_size(params: Mapping[str, Any], registry: str, name: str) -> tuple[int, int, float]:
     """(hidden, layers, parameter count) of a registry entry: its cached/local config.json, else known figures."""
     spec = params.get(registry, {}).get(name, {})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from typing import Any, Mapping
 
 
@@ -45,8 +47,6 @@ def unusable_gpu_reason(listed: list[str] | None = None, driver: str | None = No
     if torch.cuda.is_available():
         return None
     if listed is None:
-        from koemo.check import driver_version, gpus
-
         listed, driver = [name for name, _ in gpus()], driver_version()
     if not listed:
         return None
@@ -62,6 +62,37 @@ def unusable_gpu_reason(listed: list[str] | None = None, driver: str | None = No
     return (f"nvidia-smi lists {len(listed)} × {listed[0]} (driver {driver or 'unknown'}) but torch.cuda.is_available()"
             f" is False: {why}. Fix: install the CUDA 12.6 build of the same torch, `pip install torch=={version} "
             f"torchaudio --index-url {CUDA12_INDEX}` (in this venv), or update the NVIDIA driver to >= 580 (CUDA 13)")
+
+
+def driver_version() -> str | None:
+    """The NVIDIA driver version nvidia-smi reports (None without nvidia-smi)."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=20).stdout.strip().splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out[0].strip() if out else None
+
+
+def gpus() -> list[tuple[str, int]]:
+    """(name, memory bytes) per GPU, from nvidia-smi (torch is not imported: it costs seconds)."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return []
+    try:
+        out = subprocess.run([exe, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    found = []
+    for line in out.strip().splitlines():
+        name, _, mib = line.rpartition(",")
+        if mib.strip().isdigit():
+            found.append((name.strip(), int(mib.strip()) * 2**20))
+    return found
 
 
 _warned: list[bool] = []
