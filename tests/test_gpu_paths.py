@@ -105,6 +105,17 @@ def test_check_blocks_a_gpu_that_this_torch_cannot_use(tmp_path, monkeypatch):
     assert "https://download.pytorch.org/whl/cu126" in said and "580" in said, said
 
 
+def test_device_auto_says_why_it_runs_on_the_cpu_when_a_gpu_is_listed(tmp_path, monkeypatch, capsys):
+    import koemo.device as device
+
+    monkeypatch.setenv("PATH", f"{_fake_nvidia_smi(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(device, "_warned", [])
+    assert device.resolve_device("auto").type == "cpu"
+    said = capsys.readouterr().err
+    assert said.startswith("warning: device auto runs on the CPU") and "Tesla P40" in said and "cu126" in said, said
+
+
 def test_device_cuda_fails_loudly_without_a_usable_gpu(monkeypatch):
     """`train.device: cuda` (and a stage's `device: cuda`) demand a GPU: with none usable, one UserError naming why,
     never a silent CPU run or a CUDA traceback later."""
