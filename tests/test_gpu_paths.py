@@ -93,13 +93,15 @@ def _fake_nvidia_smi(folder: Path, name: str = "Tesla P40", mib: int = 24576, dr
 def test_check_blocks_a_gpu_that_this_torch_cannot_use(tmp_path, monkeypatch):
     """nvidia-smi lists a GPU, torch.cuda.is_available() is False (a CUDA 13 wheel on a driver < 580, a CPU wheel):
     `device: auto` would train on the CPU for days. A BLOCKER naming the mismatch and both fixes."""
-    from koemo.check import BLOCKER, check_machine
+    from koemo.check import BLOCKER, WARN, check_machine
 
     monkeypatch.setenv("PATH", f"{_fake_nvidia_smi(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    rows = check_machine({"text": {}, "ssl": {}}, tmp_path, clips=100, free_disk=2**40)
+    rows = check_machine(_gpu_params(1), tmp_path, clips=100, free_disk=2**40)  # the real job's encoders
     gpu = [r for r in rows if r.check.startswith("GPU")]
     assert gpu and gpu[0].state == BLOCKER, gpu
+    demo = [r for r in check_machine({"text": {}, "ssl": {}}, tmp_path, clips=100, free_disk=2**40) if r.check == "GPU"]
+    assert demo[0].state == WARN, demo  # nothing needs the GPU: said, not blocked
     said = gpu[0].detail + " " + gpu[0].fix
     assert "Tesla P40" in said and "535.183.01" in said and torch.__version__.split("+")[0] in said, said
     assert "https://download.pytorch.org/whl/cu126" in said and "580" in said, said

@@ -406,8 +406,10 @@ def check_machine(params: Mapping[str, Any], root: Path, clips: int, free_disk: 
         from koemo.device import unusable_gpu_reason
 
         unusable = unusable_gpu_reason([n for n, _ in found], driver_version())
-    if unusable:
-        rows.append(Row("GPU", BLOCKER, unusable.split(" Fix: ")[0] + "; `device: auto` would train on the CPU",
+    if unusable:  # a blocker where the job needs the GPU; the tiny demo runs on the CPU anyway
+        rows.append(Row("GPU", BLOCKER if need_gpu else WARN, unusable.split(" Fix: ")[0].rstrip(".")
+                        + ("; `device: auto` would train on the CPU (" + ", ".join(need_gpu) + ")" if need_gpu
+                           else "; nothing here needs a GPU (local-tiny encoders)"),
                         unusable.split(" Fix: ")[-1]))
     elif found:
         name, memory = found[0]
