@@ -257,6 +257,26 @@ def test_aihub_source_on_a_release_shaped_directory(tmp_path_factory):
     assert ran(repo.dvc("repro", *targets).stdout) == {"corpus", "labels", "egemaps_features", "train_tfidf"}
     assert repo.metrics("corpus")["dropped_by_reason"]["missing_wav"] == 1
 
+def test_two_processes_from_dvc_repro_train_text_with_bert_and_roberta(demo_repo):
+    """`dvc repro` of train_text under `runtime.processes: 2` with the BERT and RoBERTa families (the test below runs
+    ELECTRA): their encoders carried a pooler the classifier never uses, and DDP failed at the second step. Each
+    family trains as 2 workers, predicts every row once and records 2 processes. Then the workspace is put back."""
+    labels = pd.read_parquet(demo_repo.root / "data/labels.parquet")
+    try:
+        for model in ("tiny-bert", "tiny-roberta"):
+            demo_repo.set_params(text={"model": model}, runtime={"processes": 2})
+            out = demo_repo.dvc("repro", "-f", "-s", "train_text").stdout
+            assert "train_text" in ran(out) and out.count("train_text: test UA") == 1, out
+            assert json.loads((demo_repo.root / "metrics/runtime/train_text.json").read_text())["processes"] == 2
+            two = pd.read_parquet(demo_repo.root / "data/predictions/text.parquet")
+            assert list(two["wav_id"]) == list(labels["wav_id"])  # every row once
+            assert not two[[c for c in two if c.startswith("prob_")]].isna().any().any()
+    finally:
+        demo_repo.git("checkout", "-q", "--", ".")
+        demo_repo.dvc("checkout", "--force")
+    assert demo_repo.status_is_clean("train_text")
+
+
 def test_two_processes_from_dvc_repro_match_one_and_resume_after_a_kill(demo_repo):
     """`runtime.processes: 2` and `dvc repro`: train_text (fine-tunes the tiny encoder) and train_egemaps (cached
     features) each run as 2 torchrun workers (gloo), predict every row once, have rank 0 write each output once, and

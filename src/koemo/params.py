@@ -200,7 +200,7 @@ class Train(TypedDict, total=False):
     class_weighted: bool
     grad_clip: Union[Positive, None]
     precision: Literal["auto", "fp32", "bf16", "fp16"]
-    device: Literal["auto", "cpu"]
+    device: Literal["auto", "cpu", "cuda"]
     warn_min_recall: Share
 
 

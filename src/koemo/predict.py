@@ -289,24 +289,37 @@ class Predictor:
 
     def _predict_finetuned(self, paths: list[str]) -> np.ndarray:
         """`train_wav2vec2.mode: finetune` folds: the whole encoder is in the weights; waveforms prepared as in training."""
-        from koemo.ssl.finetune import SSLFineTuner, UndecodableClip, WaveRows, wave_collate
+        from koemo.ssl.finetune import SSLFineTuner, UndecodableClip, WaveRows, crop_collate, wave_collate
         from koemo.ssl.registry import load_audio_encoder
 
         name, config = self.params["ssl"]["model"], self.configs["wav2vec2"]
         encoder = load_audio_encoder(name, _local(self.root, self.params["audio_encoders"][name]))
         rows = WaveRows(paths, np.zeros(len(paths), dtype=np.int64), encoder.sample_rate, encoder.normalize,
                         int(config["max_samples"]), encoder.min_samples)
-        batches = []
-        for start in range(0, len(paths), self.batch_size):
+        if encoder.uses_attention_mask:  # padded + masked: each clip's result whatever its batch
+            order, collate = np.arange(len(paths)), wave_collate
+        else:  # a group-norm encoder: as in training, length-sorted batches cropped to their shortest clip, no mask
             try:
-                items = [rows[i] for i in range(start, min(start + self.batch_size, len(paths)))]
+                lengths = np.array([len(rows[i][0]) for i in range(len(paths))])
             except UndecodableClip as err:
                 raise PredictError(str(err)) from None
-            batch = wave_collate(items)
+            order, collate = np.argsort(-lengths, kind="stable"), crop_collate
+        batches, positions = [], []
+        for start in range(0, len(paths), self.batch_size):
+            chosen = order[start:start + self.batch_size]
+            try:
+                items = [rows[int(i)] for i in chosen]
+            except UndecodableClip as err:
+                raise PredictError(str(err)) from None
+            batch = collate(items)
             batch.pop("labels")
             batches.append({k: v.numpy() for k, v in batch.items()})
+            positions.append(chosen)
         network = SSLFineTuner.from_params(encoder, len(self.classes), self._spec("wav2vec2"))
-        return self._fold_mean("wav2vec2", network, lambda k: batches)
+        probs = self._fold_mean("wav2vec2", network, lambda k: batches)
+        out = np.empty_like(probs)
+        out[np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)] = probs
+        return out
 
     def _predict_fusion(self, texts: list[str | None], paths: list[str | None]) -> np.ndarray:
         """Absent modalities are zero rows, which the model reads as missing (its learned 'absent' vector)."""
