@@ -263,9 +263,11 @@ def test_stage_writes_outputs_and_fails_without_touching_them(corpus, tmp_path, 
     spec.loader.exec_module(stage)
     argv = stage_argv("extra_audio_features", "mfcc")[2:]  # dvc.yaml's arguments
     stage.main(argv)
-    metrics = json.loads(Path("metrics/audio_features_mfcc.json").read_text())
+    metrics = json.loads(Path("reports/audio_features_mfcc.json").read_text())
+    assert json.loads(Path("metrics/audio_features_mfcc.json").read_text()) == {  # the headline: a few counts
+        "clips_in": metrics["clips_in"], "clips": metrics["clips"], "failed": 7, "audio_seconds": metrics["audio_seconds"]}
     assert metrics["mfcc"]["feature_shape"] == [40, 400] and metrics["mfcc"]["augmented_rows"] == 4 and metrics["failed"] == 7
-    assert "x_real_time" in json.loads(Path("metrics/runtime/audio_features_mfcc.json").read_text())
+    assert "x_real_time" in json.loads(Path("reports/runtime/audio_features_mfcc.json").read_text())
     before = {p.name: p.read_bytes() for p in Path("data/features/mfcc").iterdir()}
     Path("params.yaml").write_text(yaml.safe_dump({"audio": {**audio, "max_failure_fraction": 0.1}}))
     with pytest.raises(TooManyFailures, match="max_failure_fraction=0.1"):
