@@ -123,3 +123,23 @@ def test_update_replaces_only_between_the_markers(tmp_path):
     readme.write_text("no markers\n", encoding="utf-8")
     with pytest.raises(UserError, match="BEGIN koemo report"):
         update_file(readme, "x")
+
+
+def test_dvc_yaml_declares_headline_as_metric_and_report_and_runtime_as_cached_outputs():
+    """`dvc metrics show` lists headlines only; reports and wall-clock restore from the run-cache with their run."""
+    import re
+
+    import yaml
+
+    from pipeline_repo import REPO
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    for name, body in stages.items():
+        body = body.get("do", body)
+        args = dict(re.findall(r"--(metrics|report|runtime) (\S+)", body["cmd"]))
+        metrics = [next(iter(m)) for m in body["metrics"]]
+        outs = [o if isinstance(o, str) else next(iter(o)) for o in body["outs"]]
+        assert metrics == [args["metrics"]] and args["metrics"].startswith("metrics/"), name   # the headline alone
+        assert args["report"] in outs and args["report"] == args["metrics"].replace("metrics/", "reports/", 1), name
+        assert "runtime" not in args or args["runtime"] in outs and args["runtime"].startswith("reports/runtime/"), name
+        assert not any("dvclive" in m for m in metrics), name  # per-fold scalars are plots, not metrics
