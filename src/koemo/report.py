@@ -101,7 +101,9 @@ def describe(model: str, report: Mapping[str, Any]) -> str:
     params = report.get("params", {})
     encoders = [params[k] for k in ("text.model", "ssl.model") if k in params]
     if model == "stack":
-        return f"**stack** ({report.get('learner', '?')}, C={report.get('C', '?')})"
+        chosen = report.get("chosen", "stack")
+        alone = "" if chosen == "stack" else f"; {chosen} alone: the nested CV found the stack no better"
+        return f"**stack** ({report.get('learner', '?')}, C={report.get('C', '?')}{alone})"
     return f"{model} ({', '.join(encoders)})" if encoders else model
 
 
