@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
                                              "side by side, the differences to the first and whether the intervals "
                                              "overlap.")
     report.add_argument("--rev", action="append", default=[], metavar="REV",
-                        help="a git revision or experiment name (repeatable; default: the workspace)")
+                        help="a git revision, an experiment name or `workspace` (repeatable; default: the workspace)")
     report.add_argument("--update", type=Path, metavar="FILE",
                         help="rewrite the text between FILE's koemo-report markers (README.md) instead of printing")
     report.add_argument("--root", type=Path, default=Path("."), help="the koemo project; default: .")

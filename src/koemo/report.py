@@ -63,8 +63,9 @@ def _read(path: str, rev: str | None, root: Path) -> dict | None:
 
 
 def load_reports(rev: str | None = None, root: str | Path = ".") -> dict[str, dict]:
-    """{model: report} of every model with a report at `rev` (None: the workspace)."""
+    """{model: report} of every model with a report at `rev` (None or "workspace": the files checked out)."""
     root = Path(root)
+    rev = None if rev == "workspace" else rev  # as `dvc exp show` names the checked-out files
     commit = _resolve(rev, root) if rev is not None else None
     reports = {}
     for model in MODELS:
