@@ -81,7 +81,8 @@ def _stage_inputs(root: Path, n: int = 480) -> None:
 
 
 def _outputs(root: Path) -> dict[str, bytes]:
-    kept = [root / "data/predictions", root / "data/models", root / "plots", root / "dvclive", root / "metrics"]
+    kept = [root / "data/predictions", root / "data/models", root / "plots", root / "dvclive", root / "metrics",
+            root / "reports"]
     return {p.relative_to(root).as_posix(): p.read_bytes() for d in kept if d.exists() for p in sorted(d.rglob("*"))
             if p.is_file() and "runtime" not in p.parts}
 
