@@ -8,7 +8,7 @@ import pandas as pd
 
 from koemo.stage_runner import run_stage
 from koemo.io import atomic_dir
-from koemo.metrics import add_metrics_args, format_rate, write_metrics
+from koemo.metrics import add_metrics_args, data_headline, format_rate, write_metrics
 from koemo.params import load_params
 from koemo.shards import ShardWriter
 from koemo.text.embed import embed_labels, resolve_device
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         writer = ShardWriter(tmp, (embeddings.shape[1],), {"wav_id": str})
         writer.add(embeddings, index[["wav_id"]].to_dict("records"))
         writer.close()
-    write_metrics(args.metrics, metrics, args.runtime, runtime)
+    write_metrics(args.metrics, data_headline("text_embeddings", metrics), args.report, metrics, args.runtime, runtime)
     print(f"text_embeddings@{args.encoder}: {metrics['rows']} rows ({metrics['unique_texts']} distinct texts) → "
           f"[{metrics['rows']}, {metrics['dim']}] from {metrics['source']} ({metrics['pooling']} pooling), "
           f"{format_rate(runtime['sentences_per_second'])} sentences/s on {runtime['device']}")

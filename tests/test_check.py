@@ -229,7 +229,7 @@ def test_corpus_on_aihub_params_does_not_need_the_demo_and_the_demo_needs_no_aih
     assert "demo" not in repo.dvc("dag", "corpus").stdout
     done = repo.dvc("repro", "-s", "corpus")
     assert "Running stage 'corpus'" in done.stdout and not (repo.root / "data" / "raw" / "demo").exists()
-    assert repo.metrics("corpus")["rows_kept"] == 5
+    assert repo.report("corpus")["rows_kept"] == 5
 
 
 def test_the_old_aihub_dir_key_names_its_new_name(tmp_path, capsys):

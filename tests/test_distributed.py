@@ -73,7 +73,7 @@ def test_two_processes_train_and_predict_as_one_and_only_rank_0_writes(tmp_path)
     for procs, run in done.items():
         assert run.returncode == 0, run.stderr[-3000:]
     assert done[2].stdout.count("train_multimodal: test UA") == 1  # one headline: the others' console is a log file
-    runtime = json.loads((two / "metrics/runtime/train_multimodal.json").read_text())
+    runtime = json.loads((two / "reports/runtime/train_multimodal.json").read_text())
     assert runtime["processes"] == 2
 
     labels = pd.read_parquet(two / "data/labels.parquet")
@@ -87,7 +87,7 @@ def test_two_processes_train_and_predict_as_one_and_only_rank_0_writes(tmp_path)
     # sums are added in (gloo's all-reduce, per-shard loss sums). Measured: 1.2e-7; a wrong loss normalisation, a
     # doubled batch or a second scheduler step per update moves them by 1e-2 or more.
     assert np.abs(a[probs].to_numpy() - b[probs].to_numpy()).max() < 1e-4
-    ma, mb = (json.loads((r / "metrics/train_multimodal.json").read_text()) for r in (one, two))
+    ma, mb = (json.loads((r / "reports/train_multimodal.json").read_text()) for r in (one, two))
     assert ma["test"] == mb["test"] and ma["oof"] == mb["oof"]
     assert [f["epochs_run"] for f in ma["folds"]] == [f["epochs_run"] for f in mb["folds"]]
 
@@ -95,7 +95,7 @@ def test_two_processes_train_and_predict_as_one_and_only_rank_0_writes(tmp_path)
     assert {rank for rank, _ in writes} == {"0"}, writes  # rank 1 wrote nothing
     counts = Counter(Path(target).relative_to(two).as_posix() for _, target in writes)
     for output in ("data/predictions/multimodal.parquet", "data/models/multimodal", "metrics/train_multimodal.json",
-                   "metrics/runtime/train_multimodal.json", "plots/multimodal_confusion.csv", "dvclive/multimodal"):
+                   "reports/train_multimodal.json", "reports/runtime/train_multimodal.json", "plots/multimodal_confusion.csv", "dvclive/multimodal"):
         assert counts[output] == 1, (output, counts)
     assert not (two / "data/.resume").exists()
 

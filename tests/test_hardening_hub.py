@@ -117,7 +117,7 @@ def test_the_text_embeddings_stage_reports_missing_weights_without_a_traceback(h
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith(f"text_embeddings@klue-roberta: Text encoder 'klue-roberta': the cached snapshot of "
                                   f"{TEXT_ID}@{TEXT_SPEC['revision']} at ")
-    assert not (work / "data/embeddings").exists() and not (work / "metrics").exists()
+    assert not (work / "data/embeddings").exists() and not (work / "metrics").exists() and not (work / "reports").exists()
 
 
 # ---- revision --------------------------------------------------------------------------------------------------------

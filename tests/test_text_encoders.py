@@ -282,7 +282,7 @@ def test_text_embeddings_stage_refuses_a_tokenizer_that_maps_korean_to_unk(tmp_p
                     r"\(more than text_embeddings.max_unknown_share = 5.0%\)", message), message
     for cause in ("do_lower_case", "not a Korean vocabulary", "encoders.no-hangul"):
         assert cause in message
-    assert not (work / "data/embeddings").exists() and not (work / "metrics").exists()
+    assert not (work / "data/embeddings").exists() and not (work / "metrics").exists() and not (work / "reports").exists()
     done = run({"max_unknown_share": 1.0})  # the threshold is a param: an expected share can be allowed
     assert done.returncode == 0, done.stderr
     assert json.loads((work / "metrics/text_embeddings_no-hangul.json").read_text())["unknown_token_share"] > 0.9

@@ -1,10 +1,11 @@
-"""`koemo` command line (also `python -m koemo`): `predict`, `check` and `share`.
+"""`koemo` command line (also `python -m koemo`): `predict`, `check`, `profile`, `share` and `report`.
 
     koemo predict --wav clip.wav --text "정말 화가 나요"       one utterance: a table (or --json)
     koemo predict --csv utterances.csv --out predictions.csv  many: columns `wav` (or `wav_path`) and/or `text`
     koemo check [-S text.model=koelectra]                     what params.yaml needs (data, encoders, machine): one table
     koemo profile aihub-gpu --dir /data/aihub                 the real job's params in one command (demo | aihub-cpu)
     koemo share [-r REMOTE]                                   every run made here, restorable by a colleague
+    koemo report [--rev main --rev exp-1a2b3] [--update README.md]   the results table to paste (or compare)
 
 Relative wav paths in a CSV are read relative to the CSV's folder; errors name a CSV row by its data row,
 counted from 0. Models come from `--root`'s data/models. `--out` never replaces the input CSV, and replaces an
@@ -74,7 +75,27 @@ def _parser() -> argparse.ArgumentParser:
     share.add_argument("-r", "--remote", help="DVC remote (default: the default remote)")
     share.add_argument("-j", "--jobs", type=int, help="parallel transfers")
     share.add_argument("--root", type=Path, default=Path("."), help="the koemo project; default: .")
+    report = commands.add_parser("report", help="the results table to paste: every model's test UA [95 % CI], WA, "
+                                                "macro-F1, vs baseline, per group; or revisions side by side",
+                                 description="Markdown results from the stages' report files (reports/*.json): model | "
+                                             "test UA [95 % CI] | WA | macro-F1 | vs baseline | vs best member, the "
+                                             "per-group table and the protocol line. With --rev twice or more (git "
+                                             "revisions or experiment names, read through DVC's API): the same figures "
+                                             "side by side, the differences to the first and whether the intervals "
+                                             "overlap.")
+    report.add_argument("--rev", action="append", default=[], metavar="REV",
+                        help="a git revision, an experiment name or `workspace` (repeatable; default: the workspace)")
+    report.add_argument("--update", type=Path, metavar="FILE",
+                        help="rewrite the text between FILE's koemo-report markers (README.md) instead of printing")
+    report.add_argument("--root", type=Path, default=Path("."), help="the koemo project; default: .")
     return parser
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from koemo.report import report_command as run
+
+    print(run(args.rev, args.root, args.update))
+    return 0
 
 
 def check_command(args: argparse.Namespace) -> int:
@@ -312,7 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "share":
         return share_command(args)
     try:
-        command = {"check": check_command, "profile": profile_command}.get(args.command, predict_command)
+        command = {"check": check_command, "profile": profile_command,
+                   "report": report_command}.get(args.command, predict_command)
         return command(args)
     except UserError as err:
         print(f"koemo {args.command}: {err}", file=sys.stderr)
