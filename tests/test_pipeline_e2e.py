@@ -203,6 +203,26 @@ def test_switching_text_model_reruns_text_stages_only(demo_repo):
     assert demo_repo.status_is_clean()
 
 
+TEXT_SIDE = {"text_source", "text_embeddings@tiny-bert", "text_embeddings@tiny-roberta", "text_embeddings@tiny-electra",
+             "train_text", "train_tfidf", "train_multimodal", "train_fusion", "stack"}
+
+
+def test_switching_text_source_to_asr_reruns_exactly_the_text_side(demo_repo):
+    """`-S text.source=asr`: the text every text model reads becomes the transcribe stage's; nothing else reruns (not
+    the ASR itself, not the audio side, not the tiny encoders' tokenizers, which learn from the corpus text)."""
+    out = demo_repo.dvc("exp", "run", "-S", "text.source=asr").stdout
+    assert ran(out) == TEXT_SIDE, out
+    assert demo_repo.metrics("text_source")["source"] == "asr:tiny-whisper"
+    heard = pd.read_parquet(demo_repo.root / "data/transcripts/tiny-whisper.parquet").set_index("wav_id")["text"]
+    texts = pd.read_parquet(demo_repo.root / "data/texts.parquet").set_index("wav_id")["text"]
+    assert (texts == heard.loc[texts.index]).all()
+    assert json.loads((demo_repo.root / "data/models/text/config.json").read_text())["params"]["text.source"] == "asr"
+    demo_repo.git("checkout", "-q", "--", ".")
+    demo_repo.dvc("checkout", "--force")
+    assert demo_repo.status_is_clean()
+    assert demo_repo.metrics("text_source")["source"] == "transcript"
+
+
 def test_metrics_diff_against_a_branch_with_one_changed_param(demo_repo):
     demo_repo.git("checkout", "-q", "-b", "fixed-c")
     demo_repo.set_params(stack={"C_grid": [0.5]})  # outside the default grid, so the chosen C must change

@@ -7,7 +7,6 @@ for a file that is not audio soundfile can decode, 422 for audio longer than `ma
 all. The models are loaded once; requests are answered one at a time (a `Predictor` is not thread-safe).
 """
 
-from __future__ import annotations
 
 import os
 import tempfile

@@ -82,7 +82,7 @@ function draw(answer) {
     }
     answer.classes.forEach((cls, k) => {
       const p = result.probabilities[cls], tr = table.insertRow();
-      if (model === "stack") tr.className = "stack";
+      if (model === "stack" && k === 0) tr.className = "stack";
       const name = tr.insertCell(); name.className = "model"; name.textContent = k === 0 ? model : "";
       const c = tr.insertCell(); c.className = "cls"; c.textContent = cls;
       const track = document.createElement("div"); track.className = "track";
