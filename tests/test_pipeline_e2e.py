@@ -133,6 +133,27 @@ def test_predict_one_utterance_and_missing_modality(demo_repo):
     assert done.returncode == 2 and "row 0: " in done.stderr and "broken.wav: undecodable" in done.stderr, done.stderr
 
 
+def test_predict_a_wav_alone_through_asr_and_without_its_weights(demo_repo):
+    row = pd.read_parquet(demo_repo.root / "data/labels.parquet").iloc[0]
+    heard = json.loads(demo_repo.run("koemo", "predict", "--wav", row["wav_path"], "--json").stdout)
+    transcript = pd.read_parquet(demo_repo.root / "data/transcripts/tiny-whisper.parquet").set_index("wav_id").loc[row["wav_id"], "text"]
+    assert heard["transcript"] == transcript and heard["notes"][0].startswith("text_from_asr")
+    assert all(heard["models"][m] is not None for m in (*MODELS, "stack"))   # every model and the stack answer
+    typed = json.loads(demo_repo.run("koemo", "predict", "--wav", row["wav_path"], "--text", transcript, "--json").stdout)
+    assert typed["models"] == heard["models"] and typed["transcript"] is None  # the same as typing what ASR heard
+    table = demo_repo.run("koemo", "predict", "--wav", row["wav_path"])
+    assert "transcript (from ASR, not typed)" in table.stdout and "text_from_asr" in table.stderr
+    asr = demo_repo.root / "data/asr"
+    asr.rename(demo_repo.root / "data/asr.away")
+    try:
+        deaf = json.loads(demo_repo.run("koemo", "predict", "--wav", row["wav_path"], "--json").stdout)
+    finally:
+        (demo_repo.root / "data/asr.away").rename(asr)
+    assert deaf["transcript"] is None and deaf["notes"][0].startswith("no_asr") and "dvc repro tiny_asr" in deaf["notes"][0]
+    assert deaf["models"]["text"] is None and deaf["models"]["stack"] is None and deaf["models"]["audio"] is not None
+    assert demo_repo.status_is_clean()
+
+
 def test_predict_refuses_stale_or_missing_artefacts(demo_repo):
     demo_repo.set_params(train_audio={"lr": 0.5}, audio={"sample_rate": 8000})
     try:

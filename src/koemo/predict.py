@@ -145,7 +145,7 @@ class Predictor:
         try:
             recognizer = self._once("asr", lambda: load_asr(name, self._entry("asr_models", name)))
         except EncoderUnavailable as err:
-            return None, str(err).splitlines()[0]
+            return None, " ".join(str(err).split())
         waves = self._waves(paths, recognizer.sample_rate, 1, "one sample")
         settings = self.params.get("transcribe", {})
         texts = transcribe(recognizer, waves, int(settings.get("batch_size", 16)), int(settings.get("max_new_tokens", 48)),
