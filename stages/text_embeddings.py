@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.encoder not in params["encoders"]:
         raise unknown_encoder(args.encoder, params["encoders"])
     settings = params["text_embeddings"]
-    labels = apply_texts(pd.read_parquet(args.labels, columns=["wav_id", "text"]), args.texts)
     encoder = load_encoder(args.encoder, params["encoders"][args.encoder])
+    labels = apply_texts(pd.read_parquet(args.labels, columns=["wav_id", "text"]), args.texts)
     embeddings, index, metrics, runtime = embed_labels(labels, encoder, int(settings["batch_size"]),
                                                        device=resolve_device(settings.get("device", "auto")),
                                                        max_unknown_share=float(settings.get("max_unknown_share", 0.05)))

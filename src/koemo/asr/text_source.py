@@ -50,6 +50,9 @@ def apply_texts(labels: pd.DataFrame, texts_path: str | Path | None) -> pd.DataF
     """`labels` with its `text` column replaced by the text_source stage's (same rows, same order required)."""
     if texts_path is None:
         return labels
+    if not Path(texts_path).is_file():
+        raise UserError(f"{texts_path} is missing (the text_source stage's output, the text.source text): "
+                        "run `dvc repro text_source`")
     texts = pd.read_parquet(texts_path, columns=["wav_id", "text"])
     if len(texts) != len(labels) or (texts["wav_id"].astype(str).to_numpy() != labels["wav_id"].astype(str).to_numpy()).any():
         raise UserError(f"{texts_path} does not list the labels rows in order ({len(texts)} rows vs {len(labels)}): "
