@@ -89,9 +89,8 @@ def _data_fingerprint(root: Path) -> dict:
 def export_models(root: str | Path, out: str | Path, force: bool = False) -> dict:
     """Write the export folder `out` from project `root`; returns a summary (models, files, bytes, asr)."""
     from koemo.asr.registry import asr_directory
-    from koemo.hub import EncoderUnavailable
+    from koemo.hub import EncoderUnavailable, locate
     from koemo.ssl.registry import AudioEncoderSpec
-    from koemo.hub import locate
     from koemo.text.registry import EncoderSpec
 
     root, out = Path(root).resolve(), Path(out)
