@@ -80,7 +80,7 @@ def test_a_kemdy20_copy_runs_through_corpus_labels_and_train_tfidf(tmp_path):
     work.mkdir()
     (work / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "PYTHONHASHSEED": "0"}
-    for stage in ("corpus", "labels", "train_tfidf"):
+    for stage in ("corpus", "labels", "text_source", "train_tfidf"):  # text_source: text.source transcript reads no ASR
         done = subprocess.run(stage_argv(stage, params_path=work / "params.yaml"), cwd=work, env=env,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"{stage}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"

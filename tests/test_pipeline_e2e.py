@@ -138,6 +138,27 @@ def test_predict_one_utterance_and_missing_modality(demo_repo):
     assert done.returncode == 2 and "row 0: " in done.stderr and "broken.wav: undecodable" in done.stderr, done.stderr
 
 
+def test_predict_a_wav_alone_through_asr_and_without_its_weights(demo_repo):
+    row = pd.read_parquet(demo_repo.root / "data/labels.parquet").iloc[0]
+    heard = json.loads(demo_repo.run("koemo", "predict", "--wav", row["wav_path"], "--json").stdout)
+    transcript = pd.read_parquet(demo_repo.root / "data/transcripts/tiny-whisper.parquet").set_index("wav_id").loc[row["wav_id"], "text"]
+    assert heard["transcript"] == transcript and heard["notes"][0].startswith("text_from_asr")
+    assert all(heard["models"][m] is not None for m in (*MODELS, "stack"))   # every model and the stack answer
+    typed = json.loads(demo_repo.run("koemo", "predict", "--wav", row["wav_path"], "--text", transcript, "--json").stdout)
+    assert typed["models"] == heard["models"] and typed["transcript"] is None  # the same as typing what ASR heard
+    table = demo_repo.run("koemo", "predict", "--wav", row["wav_path"])
+    assert "transcript (from ASR, not typed)" in table.stdout and "text_from_asr" in table.stderr
+    asr = demo_repo.root / "data/asr"
+    asr.rename(demo_repo.root / "data/asr.away")
+    try:
+        deaf = json.loads(demo_repo.run("koemo", "predict", "--wav", row["wav_path"], "--json").stdout)
+    finally:
+        (demo_repo.root / "data/asr.away").rename(asr)
+    assert deaf["transcript"] is None and deaf["notes"][0].startswith("no_asr") and "dvc repro tiny_asr" in deaf["notes"][0]
+    assert deaf["models"]["text"] is None and deaf["models"]["stack"] is None and deaf["models"]["audio"] is not None
+    assert demo_repo.status_is_clean()
+
+
 def test_predict_refuses_stale_or_missing_artefacts(demo_repo):
     demo_repo.set_params(train_audio={"lr": 0.5}, audio={"sample_rate": 8000})
     try:
@@ -206,6 +227,28 @@ def test_switching_text_model_reruns_text_stages_only(demo_repo):
     demo_repo.git("checkout", "-q", "--", ".")  # back to the committed main workspace
     demo_repo.dvc("checkout", "--force")
     assert demo_repo.status_is_clean()
+
+
+TEXT_SIDE = {"text_source", "text_embeddings@tiny-bert", "text_embeddings@tiny-roberta", "text_embeddings@tiny-electra",
+             "train_text", "train_tfidf", "train_multimodal", "train_fusion", "stack"}
+
+
+def test_switching_text_source_to_asr_reruns_exactly_the_text_side(demo_repo):
+    """`-S text.source=asr`: the text every text model reads becomes the transcribe stage's; nothing else reruns (not
+    the ASR itself, not the audio side, not the tiny encoders' tokenizers, which learn from the corpus text)."""
+    out = demo_repo.dvc("exp", "run", "-S", "text.source=asr").stdout
+    assert ran(out) == TEXT_SIDE, out
+    assert demo_repo.report("text_source")["source"] == "asr:tiny-whisper"
+    heard = pd.read_parquet(demo_repo.root / "data/transcripts/tiny-whisper.parquet").set_index("wav_id")["text"]
+    texts = pd.read_parquet(demo_repo.root / "data/texts.parquet").set_index("wav_id")["text"]
+    assert (texts == heard.loc[texts.index]).all()
+    assert json.loads((demo_repo.root / "data/models/text/config.json").read_text())["params"]["text.source"] == "asr"
+    gap = demo_repo.run(str(BIN / "koemo"), "report", "--rev", "main", "--rev", "workspace").stdout  # gold vs ASR
+    assert "text (tiny-electra, text: asr)" in gap and "| stack |" in gap, gap
+    demo_repo.git("checkout", "-q", "--", ".")
+    demo_repo.dvc("checkout", "--force")
+    assert demo_repo.status_is_clean()
+    assert demo_repo.report("text_source")["source"] == "transcript"
 
 
 def test_metrics_diff_against_a_branch_with_one_changed_param(demo_repo):

@@ -267,6 +267,7 @@ def test_text_embeddings_stage_refuses_a_tokenizer_that_maps_korean_to_unk(tmp_p
     work = tmp_path / "work"
     (work / "data").mkdir(parents=True)
     pd.DataFrame({"wav_id": ["a", "b"], "text": TEXTS[:2]}).to_parquet(work / "data/labels.parquet")
+    pd.DataFrame({"wav_id": ["a", "b"], "text": TEXTS[:2], "source": "transcript"}).to_parquet(work / "data/texts.parquet")
     spec = {"path": str(_no_hangul_encoder(tmp_path / "m")), "tokenizer": "auto", "pooling": "cls", "max_length": 32}
 
     def run(settings: dict) -> subprocess.CompletedProcess:

@@ -185,13 +185,15 @@ def check_encoders(params: Mapping[str, Any], root: Path = Path(".")) -> list[Ro
     """One row per encoder the params name: registered, then present offline with weights and tokenizer files."""
     rows = []
     for kind, registry, stage, tiny_stage in (("text", "encoders", "text_embeddings", "tiny_encoders"),
-                                             ("ssl", "audio_encoders", "ssl_features", "tiny_audio_encoders")):
+                                             ("ssl", "audio_encoders", "ssl_features", "tiny_audio_encoders"),
+                                             ("asr", "asr_models", "transcribe", "tiny_asr")):
         chosen = params.get(kind, {})
         known = params.get(registry, {})
-        listed = list(chosen.get("encoders") or [])
+        list_key = "models" if kind == "asr" else "encoders"
+        listed = list(chosen.get(list_key) or [])
         names = list(dict.fromkeys(listed + ([chosen["model"]] if chosen.get("model") else [])))
         for name in names:
-            where = f"{kind}.encoders" if name in listed else f"{kind}.model"
+            where = f"{kind}.{list_key}" if name in listed else f"{kind}.model"
             if name not in known:
                 rows.append(Row(f"{registry}.{name}", BLOCKER, f"{where} names {name!r}, not in {registry}",
                                 f"add {registry}.{name} (hub_id or path) to params.yaml"))
@@ -202,10 +204,10 @@ def check_encoders(params: Mapping[str, Any], root: Path = Path(".")) -> list[Ro
                 problems.append(detail)
                 fixes.append(fix)
             if name == chosen.get("model") and name not in listed:
-                problems.insert(0, f"{kind}.model={name} is not in {kind}.encoders {listed} (no {stage} stage "
-                                   "makes its embeddings)")
-                fixes.append(f"`dvc exp run -S {kind}.model={name} -S '{kind}.encoders=[{','.join(listed + [name])}]'`"
-                             f" (or put {name} in {kind}.encoders in params.yaml)")
+                problems.insert(0, f"{kind}.model={name} is not in {kind}.{list_key} {listed} (no {stage} stage "
+                                   f"makes its {'transcripts' if kind == 'asr' else 'embeddings'})")
+                fixes.append(f"`dvc exp run -S {kind}.model={name} -S '{kind}.{list_key}=[{','.join(listed + [name])}]'`"
+                             f" (or put {name} in {kind}.{list_key} in params.yaml)")
             if problems:
                 rows.append(Row(f"{registry}.{name}", BLOCKER, "; ".join(problems), ", then ".join(fixes)))
             else:
@@ -220,7 +222,7 @@ def _locate(kind: str, registry: str, name: str, spec: Mapping[str, Any], tiny_s
     from koemo.ssl.registry import HUB_FILES as SSL_FILES
     from koemo.text.registry import HUB_FILES as TEXT_FILES, tokenizer_problem
 
-    needs = ("config.json", "preprocessor_config.json") if kind == "ssl" else ("config.json",)
+    needs = ("config.json", "preprocessor_config.json") if kind in ("ssl", "asr") else ("config.json",)
     path, hub_id, revision = spec.get("path"), spec.get("hub_id"), spec.get("revision")
     tokenizer = spec.get("tokenizer", "auto")
     download = ("" if not hub_id else

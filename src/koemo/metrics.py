@@ -111,6 +111,9 @@ DATA_HEADLINE = {
     "audio_features": ("clips_in", "clips", "failed", "audio_seconds"),
     "egemaps_features": ("clips_in", "clips", "failed", "audio_seconds"),
     "ssl_features": ("clips_in", "clips", "failed", "audio_seconds"),
+    "tiny_asr": ("encoders",),
+    "transcribe": ("rows", "transcribed", "failed"),          # + test_cer / test_wer (stages/transcribe.py)
+    "text_source": ("rows", "rows_differing_from_transcript", "empty"),
 }
 
 

@@ -98,9 +98,12 @@ def interval(ci: Mapping[str, Any] | None, sign: bool = False) -> str:
 
 
 def describe(model: str, report: Mapping[str, Any]) -> str:
-    """`text (tiny-electra)`: the encoders a model read, from the params its report records."""
+    """`text (tiny-electra)`: the encoders a model read (and `text: asr` off the corpus transcript), from the params
+    its report records."""
     params = report.get("params", {})
     encoders = [params[k] for k in ("text.model", "ssl.model") if k in params]
+    if params.get("text.source", "transcript") != "transcript":  # the text came from ASR: the gold-vs-ASR gap
+        encoders.append(f"text: {params['text.source']}")
     if model == "stack":
         chosen = report.get("chosen", "stack")
         alone = "" if chosen == "stack" else f"; {chosen} alone: the nested CV found the stack no better"
