@@ -116,3 +116,11 @@ def test_the_closure_follows_lazy_and_transitive_imports():
     # stages/stack.py → koemo.stack → koemo.metrics → koemo.io (the JSON writer every metrics file goes through)
     assert {"src/koemo/stack.py", "src/koemo/metrics.py", "src/koemo/io.py", "src/koemo/errors.py"} <= closure_of_stack
     assert not any("/train/" in f for f in closure_of_stack)
+
+
+def test_runtime_is_no_stage_param():
+    """`runtime` (threads, jobs, processes) says how a stage runs, not what it computes: a stage that declared it
+    would go stale when a user moves the job to a machine with more GPUs."""
+    declared = {name: [p for p in stage.get("do", stage).get("params", []) if str(p).split(".")[0] == "runtime"]
+                for name, stage in stages().items()}
+    assert not {n: p for n, p in declared.items() if p}, declared
