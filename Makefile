@@ -7,7 +7,7 @@ CHROMIUM ?= /usr/bin/chromium
 # dvc.yaml's stage commands call `python`: make it the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo check aihub test bench scale proxy plots-template browser clean-venv
+.PHONY: demo results check aihub test bench scale proxy plots-template browser clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ demo: $(STAMP)
 	$(BIN)/koemo check
 	$(BIN)/dvc repro
 	$(BIN)/dvc status
+	$(BIN)/koemo report
+
+## make results: README.md's results section, regenerated from the workspace's reports (`koemo report`)
+results: $(STAMP)
+	$(BIN)/koemo report --update README.md
 
 ## make check: what params.yaml will need (data, encoders, GPU, cores, disk, RAM), in seconds; exit 1 on a blocker
 check: $(STAMP)

@@ -50,12 +50,12 @@ def run_variant(name: str, workdir: Path) -> PipelineRepo:
 def locked_outputs(repo: PipelineRepo) -> dict[str, str]:
     lock = yaml.safe_load((repo.root / "dvc.lock").read_text(encoding="utf-8"))
     return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])
-            if not out["path"].startswith(("metrics/runtime",))}
+            if not out["path"].startswith(("reports/runtime/",))}
 
 
 def test_figures(repo: PipelineRepo) -> dict[str, dict[str, float]]:
     figures = {}
-    for path in sorted((repo.root / "metrics").glob("train_*.json")) + [repo.root / "metrics/stack.json"]:
+    for path in sorted((repo.root / "reports").glob("train_*.json")) + [repo.root / "reports/stack.json"]:
         data = json.loads(path.read_text(encoding="utf-8"))
         test = data.get("test") or data.get("comparison_test", {}).get("stack", {})
         figures[path.stem] = {key: float(test[key]) for key in HEADLINE if key in test}

@@ -13,7 +13,7 @@ from koemo.extraction import LABEL_COLUMNS, check_failures
 from koemo.features.augment import AugmentSpec
 from koemo.features.cache import extract_pass, open_outputs
 from koemo.features.spectral import KINDS, FeatureSpec
-from koemo.metrics import add_metrics_args, format_rate, write_metrics
+from koemo.metrics import add_metrics_args, data_headline, format_rate, write_metrics
 from koemo.params import load_params
 
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         metrics, runtime = extract_pass(labels, specs, augment, tmps, int(audio["workers"]), float(audio["batch_seconds"]),
                                         audio.get("min_rms_dbfs"))
         check_failures(metrics, tmps[0], float(audio["max_failure_fraction"]), stage=stage)
-    write_metrics(args.metrics, metrics, args.runtime, runtime)
+    write_metrics(args.metrics, data_headline("audio_features", metrics), args.report, metrics, args.runtime, runtime)
     kinds = "; ".join(f"{k}: {metrics[k]['rows']} × {metrics[k]['feature_shape']} {metrics[k]['dtype']}" for k in args.kinds)
     print(f"{stage}: {metrics['clips']}/{metrics['clips_in']} clips, {sum(metrics['augmented_by_method'].values())} "
           f"augmented copies → {kinds}; {metrics['failed']} failed {metrics['failures_by_reason'] or ''}; "

@@ -8,7 +8,7 @@ from koemo import kemdy
 from koemo.aihub import SOURCES, NoAIHubData, UnknownSource, read_aihub_dir, summarize
 from koemo.stage_runner import run_stage
 from koemo.io import write_csv, write_parquet
-from koemo.metrics import add_metrics_args, write_metrics
+from koemo.metrics import add_metrics_args, data_headline, write_metrics
 from koemo.params import load_params
 from koemo.wav_index import fingerprint_wavs
 
@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     manifest = result.manifest
     write_parquet(args.wavs, fingerprint_wavs(manifest["wav_id"], manifest["wav_path"]))
     summary = summarize_result(result, source)
-    write_metrics(args.metrics, summary, args.runtime, {"wall_seconds": time.perf_counter() - started})
+    write_metrics(args.metrics, data_headline("corpus", summary), args.report, summary, args.runtime,
+                  {"wall_seconds": time.perf_counter() - started})
     print(f"corpus: {summary['rows_read']} rows read, {summary['rows_kept']} kept, "
           f"{summary['rows_dropped']} dropped {summary['dropped_by_reason']}")
 

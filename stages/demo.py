@@ -7,7 +7,7 @@ from pathlib import Path
 
 from koemo.demo import build_demo_corpus, write_disabled
 from koemo.stage_runner import run_stage
-from koemo.metrics import add_metrics_args, write_metrics
+from koemo.metrics import add_metrics_args, data_headline, write_metrics
 from koemo.params import load_params
 
 # Each utterance is synthesised by a fresh espeak-ng instance, so the bytes do not depend on this.
@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     source, demo = params["data"]["source"], params["demo"]
     if source != "demo":
         write_disabled(args.out, source)
-        write_metrics(args.metrics, {"enabled": False, "source": source}, args.runtime, {"wall_seconds": 0.0})
+        report = {"enabled": False, "source": source}
+        write_metrics(args.metrics, data_headline("demo", report), args.report, report, args.runtime, {"wall_seconds": 0.0})
         print(f"demo: data.source={source}, demo corpus disabled (wrote {args.out}/README.md only)")
         return
     started = time.perf_counter()
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> None:
         annotator_noise=demo["annotator_noise"], text_cue_strength=demo["text_cue_strength"], workers=WORKERS,
     )
     wall = time.perf_counter() - started
-    write_metrics(args.metrics, {"enabled": True, "source": source, **summary}, args.runtime,
+    report = {"enabled": True, "source": source, **summary}
+    write_metrics(args.metrics, data_headline("demo", report), args.report, report, args.runtime,
                   {"wall_seconds": wall, "x_real_time": summary["total_audio_seconds"] / wall, "workers": WORKERS})
     print(f"demo: {summary['utterances']} utterances ({summary['distinct_sentences']} distinct sentences), "
           f"{summary['total_audio_seconds']:.0f} s of audio in {wall:.1f} s")

@@ -9,7 +9,7 @@ from koemo.stage_runner import run_stage
 from koemo.extraction import LABEL_COLUMNS, check_failures
 from koemo.features.egemaps import extract_egemaps
 from koemo.io import atomic_dir
-from koemo.metrics import add_metrics_args, format_rate, write_metrics
+from koemo.metrics import add_metrics_args, data_headline, format_rate, write_metrics
 from koemo.params import load_params
 
 
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
         metrics, runtime = extract_egemaps(labels, tmp, int(audio["sample_rate"]), float(settings["max_seconds"]),
                                            int(settings["workers"]), float(audio["batch_seconds"]), audio.get("min_rms_dbfs"))
         check_failures(metrics, tmp, float(audio["max_failure_fraction"]), stage="egemaps_features")
-    write_metrics(args.metrics, metrics, args.runtime, runtime)
+    write_metrics(args.metrics, data_headline("egemaps_features", metrics), args.report, metrics, args.runtime, runtime)
     print(f"egemaps_features: {metrics['clips']}/{metrics['clips_in']} clips → [{metrics['clips']}, 88] functionals; "
           f"{metrics['failed']} failed {metrics['failures_by_reason'] or ''}; {format_rate(runtime['x_real_time'])}× real "
           f"time with {runtime['workers']} process(es)")

@@ -8,7 +8,7 @@ import pandas as pd
 from koemo.stage_runner import run_stage
 from koemo.io import write_parquet
 from koemo.labels import build_label_table
-from koemo.metrics import write_metrics
+from koemo.metrics import add_metrics_args, data_headline, write_metrics
 from koemo.params import load_params
 
 
@@ -16,13 +16,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--manifest", type=Path, required=True, help="the corpus stage's manifest (parquet)")
     parser.add_argument("--out", type=Path, required=True, help="the labels table every later stage reads (parquet)")
-    parser.add_argument("--metrics", type=Path, required=True, help="metrics/labels.json")
+    add_metrics_args(parser)
     args = parser.parse_args(argv)
     params = load_params()
     manifest = pd.read_parquet(args.manifest)
     table, metrics = build_label_table(manifest, params["labels"]["strategy"], params["labels"]["classes"], params["split"])
     write_parquet(args.out, table)
-    write_metrics(args.metrics, metrics)
+    write_metrics(args.metrics, data_headline("labels", metrics), args.report, metrics)
     protocol = metrics["protocol"]
     kappa = "n/a" if metrics["fleiss_kappa"] is None else f"{metrics['fleiss_kappa']:.3f}"
     lacking = "" if protocol["test_has_every_class"] else f"; THE TEST SET LACKS {protocol['test_classes_missing']}"

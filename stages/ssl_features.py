@@ -10,7 +10,7 @@ from koemo.device import resolve_device
 from koemo.stage_runner import run_stage
 from koemo.extraction import check_failures
 from koemo.io import atomic_dir
-from koemo.metrics import add_metrics_args, format_rate, write_metrics
+from koemo.metrics import add_metrics_args, data_headline, format_rate, write_metrics
 from koemo.params import load_params
 from koemo.ssl.cache import extract_features
 from koemo.ssl.registry import load_audio_encoder, unknown_audio_encoder
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
                                             workers=int(audio["workers"]), device=resolve_device(settings.get("device", "auto")),
                                             min_rms_dbfs=audio.get("min_rms_dbfs"))
         check_failures(metrics, tmp, float(audio["max_failure_fraction"]), stage=stage)  # raising leaves no output
-    write_metrics(args.metrics, metrics, args.runtime, runtime)
+    write_metrics(args.metrics, data_headline("ssl_features", metrics), args.report, metrics, args.runtime, runtime)
     reasons = metrics["failures_by_reason"]
     detail = f" ({', '.join(f'{k}: {v}' for k, v in reasons.items())}; see {args.out}/failures.csv)" if reasons else ""
     print(f"{stage}: {metrics['clips']}/{metrics['clips_in']} clips → [{metrics['clips']}, {metrics['layers']}, "

@@ -9,7 +9,7 @@ import pandas as pd
 from koemo.evaluation import ci_phrase, evaluation_params, gap_phrase
 from koemo.stage_runner import run_stage
 from koemo.io import write_csv, write_json, write_parquet
-from koemo.metrics import add_metrics_args, confusion_rows, write_metrics
+from koemo.metrics import add_metrics_args, confusion_rows, model_headline, write_metrics
 from koemo.params import load_params
 from koemo.stack import load_base_predictions, prob_columns, run_stack
 
@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     write_csv(args.confusion, confusion_rows(test["label_id"].to_numpy(), test_proba.argmax(axis=1), classes))
     write_csv(args.per_class_f1, f1_rows)
     write_csv(args.groups, group_rows)
-    write_metrics(args.metrics, metrics, args.runtime, {"seconds": time.perf_counter() - started})
+    write_metrics(args.metrics, model_headline(metrics), args.report, metrics, args.runtime,
+                  {"seconds": time.perf_counter() - started})
     print(summary(learner, metrics))
 
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from koemo.asr.text_source import apply_texts, texts_argument
 from koemo.stage_runner import run_stage
 from koemo.io import atomic_dir
-from koemo.metrics import add_metrics_args, format_rate, write_metrics
+from koemo.metrics import add_metrics_args, data_headline, format_rate, write_metrics
 from koemo.params import load_params
 from koemo.shards import ShardWriter
 from koemo.text.embed import embed_labels, resolve_device
@@ -20,14 +21,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("encoder", help="a name from params.yaml `encoders`")
     parser.add_argument("--labels", type=Path, required=True, help="the labels stage's table (parquet)")
     parser.add_argument("--out", type=Path, required=True, help="directory: float32 shards + index.parquet")
+    texts_argument(parser)
     add_metrics_args(parser)
     args = parser.parse_args(argv)
     params = load_params()
     if args.encoder not in params["encoders"]:
         raise unknown_encoder(args.encoder, params["encoders"])
     settings = params["text_embeddings"]
-    labels = pd.read_parquet(args.labels, columns=["wav_id", "text"])
     encoder = load_encoder(args.encoder, params["encoders"][args.encoder])
+    labels = apply_texts(pd.read_parquet(args.labels, columns=["wav_id", "text"]), args.texts)
     embeddings, index, metrics, runtime = embed_labels(labels, encoder, int(settings["batch_size"]),
                                                        device=resolve_device(settings.get("device", "auto")),
                                                        max_unknown_share=float(settings.get("max_unknown_share", 0.05)))
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         writer = ShardWriter(tmp, (embeddings.shape[1],), {"wav_id": str})
         writer.add(embeddings, index[["wav_id"]].to_dict("records"))
         writer.close()
-    write_metrics(args.metrics, metrics, args.runtime, runtime)
+    write_metrics(args.metrics, data_headline("text_embeddings", metrics), args.report, metrics, args.runtime, runtime)
     print(f"text_embeddings@{args.encoder}: {metrics['rows']} rows ({metrics['unique_texts']} distinct texts) → "
           f"[{metrics['rows']}, {metrics['dim']}] from {metrics['source']} ({metrics['pooling']} pooling), "
           f"{format_rate(runtime['sentences_per_second'])} sentences/s on {runtime['device']}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from koemo.stage_runner import run_stage
 from koemo.io import atomic_dir
-from koemo.metrics import add_metrics_args, write_metrics
+from koemo.metrics import add_metrics_args, data_headline, write_metrics
 from koemo.params import load_params
 from koemo.tiny.wav2vec2 import build_tiny_audio_encoders
 
@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     with atomic_dir(args.out) as tmp:
         built = build_tiny_audio_encoders(params, tmp)
-    write_metrics(args.metrics, built, args.runtime, {"seconds": time.perf_counter() - start})
+    write_metrics(args.metrics, data_headline("tiny_audio_encoders", built), args.report, built, args.runtime,
+                  {"seconds": time.perf_counter() - start})
     for name, info in built.items():
         print(f"tiny_audio_encoders: {name} = local-tiny {info['architecture']}, {info['layers']} layers × "
               f"{info['hidden_size']}, {info['parameters']:,} parameters (random init, not a pretrained model)")

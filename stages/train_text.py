@@ -1,5 +1,6 @@
 """train_text stage: fine-tune the `text.model` encoder (registry `encoders.<name>`) with a classification head."""
 
+from koemo.asr.text_source import apply_texts, texts_argument
 from koemo.stage_runner import run_stage
 from koemo.evaluation import evaluation_params
 from koemo.lineage import used_params
@@ -11,7 +12,8 @@ from koemo.train.runner import TrainingPaths, headline, read_labels, run_trainin
 
 
 def main(argv: list[str] | None = None) -> None:
-    paths = TrainingPaths.from_args(training_parser(__doc__).parse_args(argv))
+    args = texts_argument(training_parser(__doc__)).parse_args(argv)
+    paths = TrainingPaths.from_args(args)
     params = load_params()
     if run_in_processes("train_text", params.get("runtime"), __file__, argv):
         return  # runtime.processes workers ran the stage
@@ -19,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     name = params["text"]["model"]
     encoder_params = params["encoders"][name]
     spec = params["train_text"]
-    labels = read_labels(paths.labels, classes)
+    labels = apply_texts(read_labels(paths.labels, classes), args.texts)
     checkpointing = bool(spec.get("gradient_checkpointing", False))
     build = TextInputs(labels, lambda: load_encoder(name, encoder_params, gradient_checkpointing=checkpointing),
                        len(classes), spec)

@@ -1,5 +1,6 @@
 """train_tfidf stage: TF-IDF over Kiwi morphemes and character n-grams → logistic regression, K-fold out-of-fold."""
 
+from koemo.asr.text_source import apply_texts, texts_argument
 from koemo.stage_runner import run_stage
 from koemo.evaluation import evaluation_params
 from koemo.lineage import used_params
@@ -9,11 +10,12 @@ from koemo.train.tfidf import TfidfParams, tfidf_folds
 
 
 def main(argv: list[str] | None = None) -> None:
-    paths = TrainingPaths.from_args(training_parser(__doc__).parse_args(argv))
+    args = texts_argument(training_parser(__doc__)).parse_args(argv)
+    paths = TrainingPaths.from_args(args)
     params = load_params()
     classes = params["labels"]["classes"]
     spec = params["train_tfidf"]
-    labels = read_labels(paths.labels, classes)
+    labels = apply_texts(read_labels(paths.labels, classes), args.texts)
     folds = tfidf_folds(labels, TfidfParams.from_params(spec), len(classes), progress=True)  # per inner-CV fit
     config = {"features": "kiwi morphemes + char_wb n-grams, TF-IDF", "classifier": "multinomial logistic regression"}
     metrics, runtime = run_training_stage("tfidf", labels, classes, params["train"], spec, None, config, paths,

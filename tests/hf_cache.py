@@ -21,8 +21,10 @@ class HFCache:
         self.hub = home / "hub"
         self.hub.mkdir(parents=True, exist_ok=True)
 
-    def install(self, repo_id: str, files_dir: str | os.PathLike, commit: str | None = None) -> Path:
-        """Copy every file under `files_dir` into the cache as `repo_id`'s main revision; returns the snapshot dir."""
+    def install(self, repo_id: str, files_dir: str | os.PathLike, commit: str | None = None,
+                ref: str | None = "main") -> Path:
+        """Copy every file under `files_dir` into the cache as `repo_id`'s `commit`, named by `refs/<ref>` (None: no
+        ref, as a download by commit hash leaves it); returns the snapshot dir."""
         files = sorted(p for p in Path(files_dir).rglob("*") if p.is_file())
         if not files:
             raise ValueError(f"{files_dir}: nothing to install as {repo_id}")
@@ -38,9 +40,11 @@ class HFCache:
             blob.write_bytes(path.read_bytes())
             link = snapshot / path.relative_to(files_dir)
             link.parent.mkdir(parents=True, exist_ok=True)
+            link.unlink(missing_ok=True)  # installing a commit again replaces its files
             link.symlink_to(os.path.relpath(blob, link.parent))
-        (repo / "refs").mkdir(parents=True, exist_ok=True)
-        (repo / "refs" / "main").write_text(commit)
+        if ref is not None:
+            (repo / "refs" / ref).parent.mkdir(parents=True, exist_ok=True)
+            (repo / "refs" / ref).write_text(commit)
         return snapshot
 
 

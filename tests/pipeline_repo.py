@@ -75,7 +75,7 @@ class PipelineRepo:
                                capture_output=True).stdout.decode().split("\0")
         for name in filter(None, files):
             src = REPO / name
-            if src.is_file() and not name.startswith(("metrics/", "plots/", "dvclive/", "dvc.lock")):  # skip pipeline outputs
+            if src.is_file() and not name.startswith(("metrics/", "reports/", "plots/", "dvclive/", "dvc.lock")):  # skip pipeline outputs
                 (dest / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dest / name)
         repo = cls(dest)
@@ -115,7 +115,12 @@ class PipelineRepo:
                 params[section] = values
         path.write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
-    def metrics(self, stage: str) -> dict:
+    def report(self, stage: str) -> dict:
+        """Every detail a stage measured (reports/<stage>.json, a cached output)."""
+        return json.loads((self.root / "reports" / f"{stage}.json").read_text(encoding="utf-8"))
+
+    def headline(self, stage: str) -> dict:
+        """The stage's headline figures (metrics/<stage>.json: what `dvc metrics show` prints)."""
         return json.loads((self.root / "metrics" / f"{stage}.json").read_text(encoding="utf-8"))
 
     def status_is_clean(self, *targets: str) -> bool:

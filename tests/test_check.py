@@ -117,8 +117,11 @@ def test_the_design_cards_koelectra_names_what_is_missing_and_the_command(tmp_pa
     line = lines["encoders.koelectra"]
     assert _state(line) == BLOCKER
     assert "text.model=koelectra is not in text.encoders" in line
-    assert "monologg/koelectra-base-v3-discriminator: weights not in the Hugging Face cache" in line
-    assert ("`hf download monologg/koelectra-base-v3-discriminator`" in out and
+    pinned = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["encoders"]["koelectra"]["revision"]
+    assert f"monologg/koelectra-base-v3-discriminator at revision {pinned}: weights not in the Hugging Face cache" in line
+    assert (f"`hf download monologg/koelectra-base-v3-discriminator --revision {pinned} --include config.json "
+            "model.safetensors tokenizer_config.json special_tokens_map.json tokenizer.json vocab.txt vocab.json "
+            "merges.txt`" in out and
             "`dvc exp run -S text.model=koelectra -S 'text.encoders=[tiny-bert,tiny-roberta,tiny-electra,koelectra]'`"
             in out)
 
@@ -128,13 +131,14 @@ def test_an_encoder_without_weights_or_at_another_revision_is_a_blocker(tmp_path
     files.mkdir()
     (files / "config.json").write_text('{"hidden_size": 768, "num_hidden_layers": 12}')
     (files / "tokenizer.json").write_text("{}")
-    hf_cache.install("monologg/koelectra-base-v3-discriminator", files)
+    pinned = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["encoders"]["koelectra"]["revision"]
+    hf_cache.install("monologg/koelectra-base-v3-discriminator", files, commit=pinned, ref=None)
     params = _params(tmp_path)
     overrides = ["-S", "text.model=koelectra", "-S", "text.encoders=[koelectra]"]
     code, lines, out = _check(capsys, params, *overrides)
     assert code == 1 and "lacks model.safetensors" in lines["encoders.koelectra"], out
     (files / "model.safetensors").write_bytes(b"x")
-    hf_cache.install("monologg/koelectra-base-v3-discriminator", files)
+    hf_cache.install("monologg/koelectra-base-v3-discriminator", files, commit=pinned, ref=None)
     code, lines, out = _check(capsys, params, *overrides)
     assert _state(lines["encoders.koelectra"]) == OK and "weights + tokenizer files present offline" in out
     code, lines, out = _check(capsys, params, *overrides, "-S", "encoders.koelectra.revision=0123abc")
@@ -225,7 +229,7 @@ def test_corpus_on_aihub_params_does_not_need_the_demo_and_the_demo_needs_no_aih
     assert "demo" not in repo.dvc("dag", "corpus").stdout
     done = repo.dvc("repro", "-s", "corpus")
     assert "Running stage 'corpus'" in done.stdout and not (repo.root / "data" / "raw" / "demo").exists()
-    assert repo.metrics("corpus")["rows_kept"] == 5
+    assert repo.report("corpus")["rows_kept"] == 5
 
 
 def test_the_old_aihub_dir_key_names_its_new_name(tmp_path, capsys):

@@ -196,7 +196,7 @@ def _run_stage(tmp_path: Path, source: str) -> dict:
     params["demo"]["size"] = 6
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     subprocess.run(stage_argv("demo"), cwd=tmp_path, check=True, capture_output=True, timeout=120)
-    return json.loads((tmp_path / "metrics" / "demo.json").read_text(encoding="utf-8"))
+    return json.loads((tmp_path / "reports" / "demo.json").read_text(encoding="utf-8"))
 
 
 def test_stage_synthesises_or_is_a_cheap_no_op(tmp_path):
@@ -205,7 +205,7 @@ def test_stage_synthesises_or_is_a_cheap_no_op(tmp_path):
     assert on["enabled"] and on["utterances"] == 6 and on["sample_rate"] == ESPEAK_RATE
     assert set(on["intended_counts"]) == set(EMOTIONS) and on["total_audio_seconds"] > 0
     assert len(list((tmp_path / "on" / "data" / "raw" / "demo" / "wav").glob("*.wav"))) == 6
-    runtime = json.loads((tmp_path / "on" / "metrics" / "runtime" / "demo.json").read_text(encoding="utf-8"))
+    runtime = json.loads((tmp_path / "on" / "reports" / "runtime" / "demo.json").read_text(encoding="utf-8"))
     assert runtime["x_real_time"] > 0
 
     (tmp_path / "off").mkdir()

@@ -73,7 +73,7 @@ def test_two_processes_train_and_predict_as_one_and_only_rank_0_writes(tmp_path)
     for procs, run in done.items():
         assert run.returncode == 0, run.stderr[-3000:]
     assert done[2].stdout.count("train_multimodal: test UA") == 1  # one headline: the others' console is a log file
-    runtime = json.loads((two / "metrics/runtime/train_multimodal.json").read_text())
+    runtime = json.loads((two / "reports/runtime/train_multimodal.json").read_text())
     assert runtime["processes"] == 2
 
     labels = pd.read_parquet(two / "data/labels.parquet")
@@ -87,7 +87,7 @@ def test_two_processes_train_and_predict_as_one_and_only_rank_0_writes(tmp_path)
     # sums are added in (gloo's all-reduce, per-shard loss sums). Measured: 1.2e-7; a wrong loss normalisation, a
     # doubled batch or a second scheduler step per update moves them by 1e-2 or more.
     assert np.abs(a[probs].to_numpy() - b[probs].to_numpy()).max() < 1e-4
-    ma, mb = (json.loads((r / "metrics/train_multimodal.json").read_text()) for r in (one, two))
+    ma, mb = (json.loads((r / "reports/train_multimodal.json").read_text()) for r in (one, two))
     assert ma["test"] == mb["test"] and ma["oof"] == mb["oof"]
     assert [f["epochs_run"] for f in ma["folds"]] == [f["epochs_run"] for f in mb["folds"]]
 
@@ -95,7 +95,7 @@ def test_two_processes_train_and_predict_as_one_and_only_rank_0_writes(tmp_path)
     assert {rank for rank, _ in writes} == {"0"}, writes  # rank 1 wrote nothing
     counts = Counter(Path(target).relative_to(two).as_posix() for _, target in writes)
     for output in ("data/predictions/multimodal.parquet", "data/models/multimodal", "metrics/train_multimodal.json",
-                   "metrics/runtime/train_multimodal.json", "plots/multimodal_confusion.csv", "dvclive/multimodal"):
+                   "reports/train_multimodal.json", "reports/runtime/train_multimodal.json", "plots/multimodal_confusion.csv", "dvclive/multimodal"):
         assert counts[output] == 1, (output, counts)
     assert not (two / "data/.resume").exists()
 
@@ -114,3 +114,69 @@ def test_a_failing_process_stops_the_stage_with_its_message(tmp_path):
     assert "Traceback" not in run.stderr.split("train_multimodal: process 1")[0]  # rank 0 said nothing of its own
     assert not (tmp_path / "data/predictions/multimodal.parquet").exists()
     print(f"stopped {ended - float(stamp.read_text()):.1f} s after process 1 raised")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _node_env(root: Path, node: int, port: int, timeout: int) -> dict:
+    """The README's multi-machine recipe for machine `node` of 2 (one process each), on this machine."""
+    return {"PET_NNODES": "2", "PET_NODE_RANK": str(node), "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(port),
+            "PET_RDZV_CONF": f"timeout={timeout}", "KOEMO_TEST_WRITE_LOG": str(root / "writes.log")}
+
+
+def test_two_machines_as_two_launchers_match_one_launcher_with_two_processes(tmp_path):
+    """Two torchrun launchers (--nnodes 2, node ranks 0 and 1, master 127.0.0.1, one process each) stand in for two
+    machines: the same world of 2 as one launcher with 2 processes, so the same outputs; machine 1 trains and writes
+    nothing (not even in its own copy)."""
+    import threading
+
+    one, node0, node1 = tmp_path / "one", tmp_path / "node0", tmp_path / "node1"
+    for root in (one, node0, node1):
+        _inputs(root)
+    single = _run(one, 2)
+    assert single.returncode == 0, single.stderr[-3000:]
+    port, done = _free_port(), {}
+    second = threading.Thread(target=lambda: done.setdefault(1, _run(node1, 1, _node_env(node1, 1, port, 120))))
+    second.start()
+    done[0] = _run(node0, 1, _node_env(node0, 0, port, 120))
+    second.join()
+    for node in (0, 1):
+        assert done[node].returncode == 0, (node, done[node].stderr[-3000:])
+    assert json.loads((node0 / "metrics/runtime/train_multimodal.json").read_text())["processes"] == 2  # the world
+    a, b = (pd.read_parquet(r / "data/predictions/multimodal.parquet") for r in (one, node0))
+    labels = pd.read_parquet(node0 / "data/labels.parquet")
+    assert list(b["wav_id"]) == list(labels["wav_id"])  # every row once, in labels order
+    probs = [c for c in b if c.startswith("prob_")]
+    gap = np.abs(a[probs].to_numpy() - b[probs].to_numpy()).max()
+    print(f"two launchers vs one launcher × 2 processes: max |Δp| {gap:.2e}")
+    assert gap < 1e-6  # one world of 2 either way: same shards, same all-reduce
+    ma, mb = (json.loads((r / "metrics/train_multimodal.json").read_text()) for r in (one, node0))
+    assert ma["test"] == mb["test"] and ma["oof"] == mb["oof"]
+    writes = [line.split(" ", 1) for line in (node0 / "writes.log").read_text().splitlines()]
+    assert {rank for rank, _ in writes} == {"0"}, writes
+    assert not (node1 / "writes.log").exists(), (node1 / "writes.log").read_text()  # machine 1 wrote nothing
+    assert not (node1 / "data/predictions").exists() and not (node1 / "metrics").exists()
+
+
+@pytest.mark.parametrize("node", [0, 1])
+def test_a_machine_that_never_meets_the_other_ends_in_one_line_not_a_hang(tmp_path, node):
+    """Machine 0 with no machine 1 (or machine 1 with no machine 0): the rendezvous times out (PET_RDZV_CONF's
+    timeout, here 8 s) and the stage exits with status 1 and one line saying what to start where."""
+    _inputs(tmp_path)
+    started = time.time()
+    run = _run(tmp_path, 1, _node_env(tmp_path, node, _free_port(), 8), timeout=120)
+    took = time.time() - started
+    assert run.returncode == 1, run.stderr[-3000:]
+    last = run.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    expected = "waited" if node == 0 else "could not reach machine 0 at 127.0.0.1"
+    assert last.startswith(f"train_multimodal: machine {node} of 2 ") and expected in last, last
+    assert "PET_RDZV_CONF=timeout" in last and "PET_NODE_RANK" in last or node == 1, last
+    assert took < 90, took
+    print(f"machine {node} alone: stopped after {took:.0f} s: {last}")

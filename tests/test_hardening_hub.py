@@ -60,15 +60,16 @@ def _copy(src: Path, dest: Path, drop: tuple[str, ...] = (), config: dict | None
 # ---- safetensors only ----------------------------------------------------------------------------------------------
 
 def test_a_cached_snapshot_without_weights_names_the_encoder_and_how_to_fetch_it(hf_cache, tiny_text, tiny_audio, tmp_path):
-    hf_cache.install(TEXT_ID, _copy(tiny_text, tmp_path / "t", drop=("model.safetensors",)))
-    hf_cache.install(AUDIO_ID, _copy(tiny_audio, tmp_path / "a", drop=("model.safetensors",)))
+    hf_cache.install(TEXT_ID, _copy(tiny_text, tmp_path / "t", drop=("model.safetensors",)), commit=TEXT_SPEC["revision"])
+    hf_cache.install(AUDIO_ID, _copy(tiny_audio, tmp_path / "a", drop=("model.safetensors",)), commit=AUDIO_SPEC["revision"])
     for load, name, spec, hub_id, kind in ((load_encoder, "klue-roberta", TEXT_SPEC, TEXT_ID, "Text encoder"),
                                            (load_audio_encoder, "wav2vec2-ko", AUDIO_SPEC, AUDIO_ID, "Audio encoder")):
         with pytest.raises(EncoderUnavailable) as caught:
             load(name, spec)
         message = str(caught.value)
         for needed in (f"{kind} '{name}'", f"the cached snapshot of {hub_id}", "lacks model.safetensors (the weights)",
-                       "interrupted download, or one filtered with --include", f"hf download {hub_id}", ".path"):
+                       "An interrupted download? Fetch the needed files again: "
+                       f"`hf download {hub_id} --revision {spec['revision']} --include config.json", ".path"):
             assert needed in message, (needed, message)
 
 
@@ -105,7 +106,7 @@ def test_a_remaining_os_error_is_an_encoder_unavailable(tiny_audio, tmp_path):
 
 
 def test_the_text_embeddings_stage_reports_missing_weights_without_a_traceback(hf_cache, tiny_text, tmp_path):
-    hf_cache.install(TEXT_ID, _copy(tiny_text, tmp_path / "t", drop=("model.safetensors",)))
+    hf_cache.install(TEXT_ID, _copy(tiny_text, tmp_path / "t", drop=("model.safetensors",)), commit=TEXT_SPEC["revision"])
     work = tmp_path / "work"
     (work / "data").mkdir(parents=True)
     pd.DataFrame({"wav_id": ["a"], "text": [TEXTS[0]]}).to_parquet(work / "data/labels.parquet")
@@ -115,8 +116,8 @@ def test_the_text_embeddings_stage_reports_missing_weights_without_a_traceback(h
                           capture_output=True, text=True)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith(f"text_embeddings@klue-roberta: Text encoder 'klue-roberta': the cached snapshot of "
-                                  f"{TEXT_ID} at ")
-    assert not (work / "data/embeddings").exists() and not (work / "metrics").exists()
+                                  f"{TEXT_ID}@{TEXT_SPEC['revision']} at ")
+    assert not (work / "data/embeddings").exists() and not (work / "metrics").exists() and not (work / "reports").exists()
 
 
 # ---- revision --------------------------------------------------------------------------------------------------------
@@ -128,9 +129,11 @@ def test_a_pinned_revision_loads_that_commit_and_is_named_in_the_source(hf_cache
     build_tiny_audio_encoder({**PARAMS["tiny_audio_encoders"], "seed": 5}, other)
     (other / "koemo_encoder.json").unlink()
     hf_cache.install(AUDIO_ID, other, commit=new)  # refs/main now names `new`
-    latest = load_audio_encoder("wav2vec2-ko", AUDIO_SPEC)
+    latest = load_audio_encoder("wav2vec2-ko", {**AUDIO_SPEC, "revision": None})
     pinned = load_audio_encoder("wav2vec2-ko", {**AUDIO_SPEC, "revision": old})
-    assert latest.source == AUDIO_ID and pinned.source == f"{AUDIO_ID}@{old}"
+    by_ref = load_audio_encoder("wav2vec2-ko", {**AUDIO_SPEC, "revision": "main"})
+    # lineage names the commit loaded, never a ref: a moved main is a changed source
+    assert latest.source == by_ref.source == f"{AUDIO_ID}@{new}" and pinned.source == f"{AUDIO_ID}@{old}"
     key = "feature_projection.projection.weight"
     assert not torch.equal(latest.model.state_dict()[key], pinned.model.state_dict()[key])
     missing = "c" * 40
@@ -180,7 +183,7 @@ def test_a_dropped_ctc_head_is_one_line_not_a_report(hf_cache, tmp_path, caplog,
                                   num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, feat_extract_norm="layer",
                                   do_stable_layer_norm=True)).save_pretrained(checkpoint)
     Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(checkpoint)
-    hf_cache.install(AUDIO_ID, checkpoint)
+    hf_cache.install(AUDIO_ID, checkpoint, commit=AUDIO_SPEC["revision"])
     with caplog.at_level(logging.WARNING, logger="koemo.hub"):
         load_audio_encoder("wav2vec2-ko", AUDIO_SPEC)
     assert not [r for r in shown_reports if "LOAD REPORT" in r.getMessage()]

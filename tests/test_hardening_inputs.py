@@ -97,7 +97,7 @@ def test_corpus_counts_a_short_row_as_too_few_fields(tmp_path):
     _release(tmp_path, rows)
     done, created = run_stage(tmp_path, "corpus", AIHUB)
     assert done.returncode == 0, done.stderr
-    metrics = json.loads((tmp_path / "metrics/corpus.json").read_text(encoding="utf-8"))
+    metrics = json.loads((tmp_path / "reports/corpus.json").read_text(encoding="utf-8"))
     assert metrics["rows_read"] == 2 and metrics["rows_kept"] == 1
     assert metrics["dropped_by_reason"]["too_few_fields"] == 1 and metrics["dropped_by_reason"]["bad_intensity"] == 0
     dropped = pd.read_csv(tmp_path / "data/corpus_dropped.csv")

@@ -58,7 +58,7 @@ def test_the_session_group_is_refused_for_a_corpus_without_sessions():
 
 def test_a_kemdy20_copy_runs_through_corpus_labels_and_train_tfidf(tmp_path):
     """The stages exactly as dvc.yaml runs them (stage_argv), on a KEMDy20-shaped fixture: drops counted by reason,
-    a session split, and the protocol and intervals in train_tfidf's metrics."""
+    a session split, and the protocol and intervals in train_tfidf's report."""
     import json
     import os
     import subprocess
@@ -80,12 +80,12 @@ def test_a_kemdy20_copy_runs_through_corpus_labels_and_train_tfidf(tmp_path):
     work.mkdir()
     (work / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "PYTHONHASHSEED": "0"}
-    for stage in ("corpus", "labels", "train_tfidf"):
+    for stage in ("corpus", "labels", "text_source", "train_tfidf"):  # text_source: text.source transcript reads no ASR
         done = subprocess.run(stage_argv(stage, params_path=work / "params.yaml"), cwd=work, env=env,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"{stage}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
         print(done.stdout.strip())
-    read = lambda name: json.loads((work / "metrics" / f"{name}.json").read_text(encoding="utf-8"))  # noqa: E731
+    read = lambda name: json.loads((work / "reports" / f"{name}.json").read_text(encoding="utf-8"))  # noqa: E731
     assert {k: v for k, v in read("corpus")["dropped_by_reason"].items() if v} == expected
     assert read("labels")["protocol"]["split_group_by"] == "session" and read("labels")["protocol"]["groups"] == 10
     tfidf = read("train_tfidf")

@@ -209,7 +209,8 @@ def test_the_training_stage_warns_at_train_warn_min_recall(tmp_path, capsys):
     def run(threshold, name):
         out = tmp_path / name
         paths = TrainingPaths(labels=out / "labels.parquet", model_dir=out / "model", predictions=out / "p.parquet",
-                              confusion=out / "c.csv", live=out / "live", metrics=out / "m.json", runtime=out / "r.json")
+                              confusion=out / "c.csv", live=out / "live", metrics=out / "m.json", runtime=out / "r.json",
+                              report=out / "report.json")
         run_training_stage("constant", labels, CLASSES, {**FAST, "warn_min_recall": threshold}, {}, None, {}, paths,
                            live=False, train_fold=always_first_class)
         return capsys.readouterr().err

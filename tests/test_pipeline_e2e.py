@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from aihub_files import hex_id, make_row, write_release, write_wav
+from koemo.metrics import MODEL_HEADLINE, model_headline
 from pipeline_repo import BIN, SMALL, PipelineRepo, ran
 
 pytestmark = pytest.mark.e2e
@@ -20,9 +21,9 @@ AUDIO_STAGES = {"audio_features", "egemaps_features", "tiny_audio_encoders", "ss
 
 def test_repro_on_demo_then_status_clean(demo_repo):
     assert demo_repo.status_is_clean()
-    corpus = demo_repo.metrics("corpus")
+    corpus = demo_repo.report("corpus")
     assert corpus["rows_read"] == SMALL["demo"]["size"] == corpus["rows_kept"] + corpus["rows_dropped"]
-    labels = demo_repo.metrics("labels")
+    labels = demo_repo.report("labels")
     for key in ("rows_in", "rows_kept", "dropped", "class_counts", "ties", "fleiss_kappa"):
         assert key in labels
     table = pd.read_parquet(demo_repo.root / "data/labels.parquet")
@@ -36,20 +37,24 @@ def test_every_model_writes_predictions_and_metrics(demo_repo):
     for model in MODELS:
         predictions = pd.read_parquet(demo_repo.root / f"data/predictions/{model}.parquet")
         assert len(predictions) == len(table) and set(predictions["wav_id"]) == set(table["wav_id"])
-        metrics = demo_repo.metrics(f"train_{model}")
+        metrics = demo_repo.report(f"train_{model}")
         for key in ("test", "baseline", "collapsed", "oof", "test_ci", "per_group", "protocol"):
             assert key in metrics
         assert metrics["test_ci"]["ua"]["point"] == pytest.approx(metrics["test"]["ua"], abs=1e-5)
         assert metrics["protocol"]["split_group_by"] == demo_repo.params()["split"]["group_by"]
-    stack = demo_repo.metrics("stack")
+        assert demo_repo.headline(f"train_{model}") == model_headline(metrics)
+    stack = demo_repo.report("stack")
+    headline = demo_repo.headline("stack")
+    assert set(headline) == set(MODEL_HEADLINE) and headline["test_ua"] == stack["test"]["ua"]  # same keys as a model
+    assert headline["test_ua_lo"] == stack["test_ci"]["ua"]["lo"] and headline["baseline_ua"] == stack["baseline"]["ua"]
     assert set(stack["comparison_test"]) == {"stack", "majority_baseline", *MODELS}
     assert set(stack["test_ci_by_model"]) == {"stack", *MODELS}
     assert {"stack_minus_best_member", *(f"{m}_minus_majority" for m in MODELS)} <= set(stack["paired"])
     groups = pd.read_csv(demo_repo.root / "plots/groups.csv")
     assert set(groups["model"]) <= {"stack", *MODELS} and set(groups["attribute"]) <= {"gender", "age"}
-    features = demo_repo.metrics("audio_features")
+    features = demo_repo.report("audio_features")
     assert features["clips"] == len(table) and features["kinds"] == ["mel", "melmean"]
-    assert demo_repo.metrics("egemaps_features")["clips"] == len(table)
+    assert demo_repo.report("egemaps_features")["clips"] == len(table)
 
 
 
@@ -133,6 +138,27 @@ def test_predict_one_utterance_and_missing_modality(demo_repo):
     assert done.returncode == 2 and "row 0: " in done.stderr and "broken.wav: undecodable" in done.stderr, done.stderr
 
 
+def test_predict_a_wav_alone_through_asr_and_without_its_weights(demo_repo):
+    row = pd.read_parquet(demo_repo.root / "data/labels.parquet").iloc[0]
+    heard = json.loads(demo_repo.run("koemo", "predict", "--wav", row["wav_path"], "--json").stdout)
+    transcript = pd.read_parquet(demo_repo.root / "data/transcripts/tiny-whisper.parquet").set_index("wav_id").loc[row["wav_id"], "text"]
+    assert heard["transcript"] == transcript and heard["notes"][0].startswith("text_from_asr")
+    assert all(heard["models"][m] is not None for m in (*MODELS, "stack"))   # every model and the stack answer
+    typed = json.loads(demo_repo.run("koemo", "predict", "--wav", row["wav_path"], "--text", transcript, "--json").stdout)
+    assert typed["models"] == heard["models"] and typed["transcript"] is None  # the same as typing what ASR heard
+    table = demo_repo.run("koemo", "predict", "--wav", row["wav_path"])
+    assert "transcript (from ASR, not typed)" in table.stdout and "text_from_asr" in table.stderr
+    asr = demo_repo.root / "data/asr"
+    asr.rename(demo_repo.root / "data/asr.away")
+    try:
+        deaf = json.loads(demo_repo.run("koemo", "predict", "--wav", row["wav_path"], "--json").stdout)
+    finally:
+        (demo_repo.root / "data/asr.away").rename(asr)
+    assert deaf["transcript"] is None and deaf["notes"][0].startswith("no_asr") and "dvc repro tiny_asr" in deaf["notes"][0]
+    assert deaf["models"]["text"] is None and deaf["models"]["stack"] is None and deaf["models"]["audio"] is not None
+    assert demo_repo.status_is_clean()
+
+
 def test_predict_refuses_stale_or_missing_artefacts(demo_repo):
     demo_repo.set_params(train_audio={"lr": 0.5}, audio={"sample_rate": 8000})
     try:
@@ -189,7 +215,7 @@ def test_kill_9_mid_stage_then_repro_leaves_nothing_stray(demo_repo):
     assert not stray, stray
     assert not (root / "data/.resume").exists()
     assert {p.name for p in (root / "dvclive/audio/plots/metrics").iterdir()} == {"fold0", "fold1"}
-    assert (root / "dvclive/audio/metrics.json").is_file()
+    assert not (root / "dvclive/audio/metrics.json").exists()  # per-fold scalars are curves (plots), no metric
     assert demo_repo.status_is_clean()
 
 
@@ -203,6 +229,28 @@ def test_switching_text_model_reruns_text_stages_only(demo_repo):
     assert demo_repo.status_is_clean()
 
 
+TEXT_SIDE = {"text_source", "text_embeddings@tiny-bert", "text_embeddings@tiny-roberta", "text_embeddings@tiny-electra",
+             "train_text", "train_tfidf", "train_multimodal", "train_fusion", "stack"}
+
+
+def test_switching_text_source_to_asr_reruns_exactly_the_text_side(demo_repo):
+    """`-S text.source=asr`: the text every text model reads becomes the transcribe stage's; nothing else reruns (not
+    the ASR itself, not the audio side, not the tiny encoders' tokenizers, which learn from the corpus text)."""
+    out = demo_repo.dvc("exp", "run", "-S", "text.source=asr").stdout
+    assert ran(out) == TEXT_SIDE, out
+    assert demo_repo.report("text_source")["source"] == "asr:tiny-whisper"
+    heard = pd.read_parquet(demo_repo.root / "data/transcripts/tiny-whisper.parquet").set_index("wav_id")["text"]
+    texts = pd.read_parquet(demo_repo.root / "data/texts.parquet").set_index("wav_id")["text"]
+    assert (texts == heard.loc[texts.index]).all()
+    assert json.loads((demo_repo.root / "data/models/text/config.json").read_text())["params"]["text.source"] == "asr"
+    gap = demo_repo.run(str(BIN / "koemo"), "report", "--rev", "main", "--rev", "workspace").stdout  # gold vs ASR
+    assert "text (tiny-electra, text: asr)" in gap and "| stack |" in gap, gap
+    demo_repo.git("checkout", "-q", "--", ".")
+    demo_repo.dvc("checkout", "--force")
+    assert demo_repo.status_is_clean()
+    assert demo_repo.report("text_source")["source"] == "transcript"
+
+
 def test_metrics_diff_against_a_branch_with_one_changed_param(demo_repo):
     demo_repo.git("checkout", "-q", "-b", "fixed-c")
     demo_repo.set_params(stack={"C_grid": [0.5]})  # outside the default grid, so the chosen C must change
@@ -210,7 +258,12 @@ def test_metrics_diff_against_a_branch_with_one_changed_param(demo_repo):
     assert ran(out) == {"stack"}, out
     demo_repo.commit("fixed C")
     diff = json.loads(demo_repo.dvc("metrics", "diff", "main", "--json").stdout)
-    assert diff["metrics/stack.json"]["C"]["new"] == 0.5 and diff["metrics/stack.json"]["C"]["old"] != 0.5, diff
+    assert set(diff) <= {"metrics/stack.json"}, diff  # only the headline of the stage that ran, no wall-clock file
+    assert set(diff.get("metrics/stack.json", {})) <= set(MODEL_HEADLINE), diff
+    # the details (C) are in the stack's report, a cached output: `koemo report` reads both revisions through DVC
+    out = demo_repo.run(str(BIN / "koemo"), "report", "--rev", "main", "--rev", "fixed-c").stdout
+    assert "| stack | " in out and "Δ UA (fixed-c − main)" in out and "C=0.5)" in out, out  # the change named
+    assert "**stack** (logistic, C=0.5)" in demo_repo.run(str(BIN / "koemo"), "report", "--rev", "fixed-c").stdout
     params_diff = json.loads(demo_repo.dvc("params", "diff", "main", "--json").stdout)
     assert params_diff["params.yaml"]["stack.C_grid"]["new"] in ([0.5], "[0.5]")  # dvc renders lists as text
     demo_repo.git("checkout", "-q", "main")
@@ -234,7 +287,7 @@ def test_aihub_source_on_a_release_shaped_directory(tmp_path_factory):
     write_release(raw / "5차년도_2차_19374.csv", rows["5차년도_2차_19374.csv"], "cp949", squeeze_4th=True)
     repo.set_params(data={"source": "aihub", "dir": "data/raw/aihub"})
     repo.dvc("repro", "labels")
-    corpus = repo.metrics("corpus")
+    corpus = repo.report("corpus")
     assert corpus["rows_read"] == 120 and corpus["rows_kept"] == 119
     assert corpus["dropped_by_reason"]["missing_wav"] == 1
     assert corpus["kept_by_release"] == {"4차년도": 40, "5차년도": 39, "5차년도_2차": 40}
@@ -252,10 +305,30 @@ def test_aihub_source_on_a_release_shaped_directory(tmp_path_factory):
     assert ran(repo.dvc("repro", *targets).stdout) == {"corpus", "egemaps_features"}   # not labels, not the text model
     write_wav(raw / "5차년도/5차_wav" / f"{hex_id(7)}.wav", seconds=0.2, seed=7)  # the missing wav arrives: a new row
     assert ran(repo.dvc("repro", *targets).stdout) == {"corpus", "labels", "egemaps_features", "train_tfidf"}
-    assert repo.metrics("corpus")["rows_kept"] == 120
+    assert repo.report("corpus")["rows_kept"] == 120
     changed.unlink()                                                # a wav removed: its row is dropped
     assert ran(repo.dvc("repro", *targets).stdout) == {"corpus", "labels", "egemaps_features", "train_tfidf"}
-    assert repo.metrics("corpus")["dropped_by_reason"]["missing_wav"] == 1
+    assert repo.report("corpus")["dropped_by_reason"]["missing_wav"] == 1
+
+def test_two_processes_from_dvc_repro_train_text_with_bert_and_roberta(demo_repo):
+    """`dvc repro` of train_text under `runtime.processes: 2` with the BERT and RoBERTa families (the test below runs
+    ELECTRA): their encoders carried a pooler the classifier never uses, and DDP failed at the second step. Each
+    family trains as 2 workers, predicts every row once and records 2 processes. Then the workspace is put back."""
+    labels = pd.read_parquet(demo_repo.root / "data/labels.parquet")
+    try:
+        for model in ("tiny-bert", "tiny-roberta"):
+            demo_repo.set_params(text={"model": model}, runtime={"processes": 2})
+            out = demo_repo.dvc("repro", "-f", "-s", "train_text").stdout
+            assert "train_text" in ran(out) and out.count("train_text: test UA") == 1, out
+            assert json.loads((demo_repo.root / "metrics/runtime/train_text.json").read_text())["processes"] == 2
+            two = pd.read_parquet(demo_repo.root / "data/predictions/text.parquet")
+            assert list(two["wav_id"]) == list(labels["wav_id"])  # every row once
+            assert not two[[c for c in two if c.startswith("prob_")]].isna().any().any()
+    finally:
+        demo_repo.git("checkout", "-q", "--", ".")
+        demo_repo.dvc("checkout", "--force")
+    assert demo_repo.status_is_clean("train_text")
+
 
 @pytest.mark.slow(reason="covered faster: tests/test_distributed.py::test_two_processes_train_and_predict_as_one_and_only_"
                         "rank_0_writes (2 vs 1 torchrun process, rank 0 writes once), tests/test_resume.py::test_a_stage_"
@@ -275,7 +348,7 @@ def test_two_processes_from_dvc_repro_match_one_and_resume_after_a_kill(demo_rep
     demo_repo.set_params(train_text={"dropout": 0.0}, train_egemaps={"dropout": 0.0}, runtime={"processes": 1})
     demo_repo.dvc("repro", *stages)
     one = {m: pd.read_parquet(root / f"data/predictions/{m}.parquet") for m in ("text", "egemaps")}
-    one_metrics = {m: demo_repo.metrics(f"train_{m}") for m in ("text", "egemaps")}
+    one_metrics = {m: demo_repo.report(f"train_{m}") for m in ("text", "egemaps")}
 
     demo_repo.set_params(runtime={"processes": 2})
     assert demo_repo.status_is_clean(*stages)  # how many processes train is no dependency: nothing is stale
@@ -290,14 +363,14 @@ def test_two_processes_from_dvc_repro_match_one_and_resume_after_a_kill(demo_rep
     assert set(stages) <= ran(out), out
     labels = pd.read_parquet(root / "data/labels.parquet")
     for model in ("egemaps", "text"):
-        assert json.loads((root / f"metrics/runtime/train_{model}.json").read_text())["processes"] == 2
+        assert json.loads((root / f"reports/runtime/train_{model}.json").read_text())["processes"] == 2
         assert out.count(f"train_{model}: test UA") == 1, out  # one headline: rank 1's console is a log file
         two = pd.read_parquet(root / f"data/predictions/{model}.parquet")
         assert list(two["wav_id"]) == list(labels["wav_id"])  # every row once
         probs = [c for c in two if c.startswith("prob_")]
         assert not two[probs].isna().any().any()
         gap = np.abs(two[probs].to_numpy() - one[model][probs].to_numpy())
-        metrics = demo_repo.metrics(f"train_{model}")
+        metrics = demo_repo.report(f"train_{model}")
         print(f"{model}: 2 vs 1 process: max |Δp| {gap.max():.2e}, mean {gap.mean():.2e}; test UA {metrics['test']['ua']:.3f}"
               f" vs {one_metrics[model]['test']['ua']:.3f}, OOF UA {metrics['oof']['ua']:.3f} vs {one_metrics[model]['oof']['ua']:.3f}")
         if model == "egemaps":
@@ -318,7 +391,7 @@ def test_two_processes_from_dvc_repro_match_one_and_resume_after_a_kill(demo_rep
     counts = Counter(Path(target).relative_to(root).as_posix() for _, target in writes)
     for model in ("text", "egemaps"):
         for output in (f"data/predictions/{model}.parquet", f"data/models/{model}", f"metrics/train_{model}.json",
-                       f"dvclive/{model}", f"plots/{model}_confusion.csv"):
+                       f"reports/train_{model}.json", f"dvclive/{model}", f"plots/{model}_confusion.csv"):
             assert counts[output] == 1, (output, counts)
     log.unlink()
     whole = (root / "data/predictions/text.parquet").read_bytes()

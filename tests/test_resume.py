@@ -81,7 +81,8 @@ def _stage_inputs(root: Path, n: int = 480) -> None:
 
 
 def _outputs(root: Path) -> dict[str, bytes]:
-    kept = [root / "data/predictions", root / "data/models", root / "plots", root / "dvclive", root / "metrics"]
+    kept = [root / "data/predictions", root / "data/models", root / "plots", root / "dvclive", root / "metrics",
+            root / "reports"]
     return {p.relative_to(root).as_posix(): p.read_bytes() for d in kept if d.exists() for p in sorted(d.rglob("*"))
             if p.is_file() and "runtime" not in p.parts}
 
@@ -122,7 +123,7 @@ def test_a_changed_input_does_not_reuse_folds(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     paths = TrainingPaths.from_args(Namespace(labels=tmp_path / "data/labels.parquet", model_dir=Path("m"),
                                               predictions=Path("p"), confusion=Path("c"), live=Path("l"),
-                                              metrics=Path("x"), runtime=Path("r"), resume_dir=tmp_path / "resume",
+                                              metrics=Path("x"), runtime=Path("r"), report=Path("rep"), resume_dir=tmp_path / "resume",
                                               features=tmp_path / "data/features/melmean"))
     assert paths.inputs == (tmp_path / "data/features/melmean",)
     key = resume_key("multimodal", {"train": {"seed": 1}}, paths)

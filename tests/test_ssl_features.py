@@ -180,12 +180,12 @@ def _ctc_checkpoint(tmp_path: Path, group_norm: bool) -> tuple[Path, dict]:
 
 
 def test_real_hub_ids_load_from_an_offline_hf_cache(hf_cache, tmp_path):
-    encoders = PARAMS["audio_encoders"]
+    encoders = {**PARAMS["audio_encoders"], "wav2vec2-base": {"hub_id": "facebook/wav2vec2-base"}}  # an unpinned entry
     for name, group_norm in (("wav2vec2-ko", False), ("wav2vec2-base", True)):
         checkpoint, base_weights = _ctc_checkpoint(tmp_path, group_norm)
-        hf_cache.install(encoders[name]["hub_id"], checkpoint)
+        snapshot = hf_cache.install(encoders[name]["hub_id"], checkpoint, commit=encoders[name].get("revision"))
         encoder = load_audio_encoder(name, encoders[name])
-        assert encoder.source == encoders[name]["hub_id"] and encoder.architecture == "Wav2Vec2Model"
+        assert encoder.source == f"{encoders[name]['hub_id']}@{snapshot.name}" and encoder.architecture == "Wav2Vec2Model"
         assert encoder.uses_attention_mask is not group_norm
         loaded = encoder.model.state_dict()
         assert all(torch.equal(loaded[k], v) for k, v in base_weights.items())  # the CTC head is dropped, nothing re-initialised

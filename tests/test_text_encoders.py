@@ -188,16 +188,18 @@ def _kobert_like(tmp_path: Path) -> Path:
 
 def test_real_hub_ids_load_from_an_offline_hf_cache(hf_cache, tiny_root, tmp_path):
     encoders = PARAMS["encoders"]
-    hf_cache.install(encoders["koelectra"]["hub_id"], tiny_root / "tiny-electra")
-    hf_cache.install(encoders["klue-roberta"]["hub_id"], tiny_root / "tiny-roberta")
-    snapshot = hf_cache.install(encoders["kobert"]["hub_id"], _kobert_like(tmp_path))
+    hf_cache.install(encoders["koelectra"]["hub_id"], tiny_root / "tiny-electra", commit=encoders["koelectra"]["revision"])
+    hf_cache.install(encoders["klue-roberta"]["hub_id"], tiny_root / "tiny-roberta",
+                     commit=encoders["klue-roberta"]["revision"])
+    snapshot = hf_cache.install(encoders["kobert"]["hub_id"], _kobert_like(tmp_path), commit=encoders["kobert"]["revision"])
     assert (snapshot / "spiece.model").is_symlink()
     for marker in hf_cache.hub.rglob("koemo_encoder.json"):
         marker.unlink()  # stand-ins for real downloads: no local-tiny marker, so the source is the hub id
     expected = {"koelectra": "ElectraModel", "klue-roberta": "RobertaModel", "kobert": "BertModel"}
     for name, architecture in expected.items():
         encoder = load_encoder(name, encoders[name])
-        assert encoder.source == encoders[name]["hub_id"] and encoder.architecture == architecture
+        assert encoder.source == f"{encoders[name]['hub_id']}@{encoders[name]['revision']}"
+        assert encoder.architecture == architecture
         assert encoder.pooling == encoders[name]["pooling"]
         vectors = embed_texts(encoder, TEXTS[:6], batch_size=4, progress=False)
         assert vectors.shape == (6, encoder.dim) and np.isfinite(vectors).all()
@@ -265,6 +267,7 @@ def test_text_embeddings_stage_refuses_a_tokenizer_that_maps_korean_to_unk(tmp_p
     work = tmp_path / "work"
     (work / "data").mkdir(parents=True)
     pd.DataFrame({"wav_id": ["a", "b"], "text": TEXTS[:2]}).to_parquet(work / "data/labels.parquet")
+    pd.DataFrame({"wav_id": ["a", "b"], "text": TEXTS[:2], "source": "transcript"}).to_parquet(work / "data/texts.parquet")
     spec = {"path": str(_no_hangul_encoder(tmp_path / "m")), "tokenizer": "auto", "pooling": "cls", "max_length": 32}
 
     def run(settings: dict) -> subprocess.CompletedProcess:
@@ -280,7 +283,7 @@ def test_text_embeddings_stage_refuses_a_tokenizer_that_maps_korean_to_unk(tmp_p
                     r"\(more than text_embeddings.max_unknown_share = 5.0%\)", message), message
     for cause in ("do_lower_case", "not a Korean vocabulary", "encoders.no-hangul"):
         assert cause in message
-    assert not (work / "data/embeddings").exists() and not (work / "metrics").exists()
+    assert not (work / "data/embeddings").exists() and not (work / "metrics").exists() and not (work / "reports").exists()
     done = run({"max_unknown_share": 1.0})  # the threshold is a param: an expected share can be allowed
     assert done.returncode == 0, done.stderr
     assert json.loads((work / "metrics/text_embeddings_no-hangul.json").read_text())["unknown_token_share"] > 0.9

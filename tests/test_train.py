@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from koemo.metrics import classification_report, is_collapsed, majority_baseline
+from koemo.metrics import MODEL_HEADLINE, classification_report, is_collapsed, majority_baseline, model_headline
 from koemo.train.cv import NOT_HELD_OUT, FoldJob, cv_folds, plan_folds, predictions_frame, run_cv
 from koemo.train.data import ArrayRows, EpochBatchSampler, Examples, stack_collate
 from koemo.shards import ShardStore as FeatureStore
@@ -301,7 +301,7 @@ def stage_run(root: Path, labels: pd.DataFrame, monkeypatch, live: bool) -> dict
     paths = TrainingPaths(Path("data/labels.parquet"), Path("data/models/multimodal"),
                           Path("data/predictions/multimodal.parquet"), Path("plots/multimodal_confusion.csv"),
                           Path("dvclive/multimodal"), Path("metrics/train_multimodal.json"),
-                          Path("metrics/runtime/train_multimodal.json"))
+                          Path("reports/runtime/train_multimodal.json"), Path("reports/train_multimodal.json"))
     run_training_stage("multimodal", labels, CLASSES, {**FAST, "folds": 2}, mm_spec(epochs=3), inputs, {"note": "test"},
                        paths, live=live)
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
@@ -317,16 +317,20 @@ def test_stage_outputs_are_byte_identical_for_the_same_seed(tmp_path, monkeypatc
     assert first == second
     assert {"data/predictions/multimodal.parquet", "data/models/multimodal/config.json",
             "data/models/multimodal/fold0/model.safetensors", "data/models/multimodal/fold1/scaler.safetensors",
-            "metrics/train_multimodal.json", "plots/multimodal_confusion.csv"} <= set(first)
+            "metrics/train_multimodal.json", "reports/train_multimodal.json", "plots/multimodal_confusion.csv"} <= set(first)
     assert "dvc.yaml" not in first and not any(name.endswith("dvc.yaml") for name in first)
     assert any(name.startswith("dvclive/multimodal/plots/metrics/fold1/valid_macro_f1") for name in first)
     curve = first["dvclive/multimodal/plots/metrics/fold0/train_loss.tsv"].decode()
     assert curve.splitlines()[0] == "step\ttrain_loss"                   # no wall-clock timestamp column
-    metrics = json.loads(first["metrics/train_multimodal.json"])
+    headline = json.loads(first["metrics/train_multimodal.json"])
+    assert set(headline) == set(MODEL_HEADLINE) and "dvclive/multimodal/metrics.json" not in first
+    metrics = json.loads(first["reports/train_multimodal.json"])
+    assert headline == model_headline(metrics) and headline["test_ua"] == metrics["test"]["ua"]
+    assert headline["test_ua_lo"] is None and headline["baseline_ua"] == 0.25  # no evaluation section: no interval
     assert metrics["test"]["ua"] > 0.9 and metrics["oof"]["ua"] > 0.9 and not metrics["collapsed"]
     assert metrics["beats_baseline_ua"] and metrics["baseline"]["test"]["ua"] == 0.25
     assert metrics["cv"] == {**metrics["cv"], "mode": "k-fold", "folds": 2, "oof_missing": 0}
-    runtime = json.loads((tmp_path / "b" / "metrics/runtime/train_multimodal.json").read_text())
+    runtime = json.loads((tmp_path / "b" / "reports/runtime/train_multimodal.json").read_text())
     assert runtime["device"] == "cpu" and runtime["train_samples_per_second"] > 0
     confusion = pd.read_csv(tmp_path / "a" / "plots/multimodal_confusion.csv")
     assert list(confusion.columns) == ["actual", "predicted"] and len(confusion) == (labels["split"] == "test").sum()

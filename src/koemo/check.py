@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+
+from koemo.device import driver_version, gpus  # noqa: F401  (nvidia-smi's answers, shared with the stages)
+from koemo.hub import download_command
 
 OK, WARN, BLOCKER = "ok", "warn", "BLOCKER"
 HEADER_SAMPLE = 32          # wav headers read (evenly spaced over the rows): enough to see rates/channels/lengths
@@ -183,13 +185,15 @@ def check_encoders(params: Mapping[str, Any], root: Path = Path(".")) -> list[Ro
     """One row per encoder the params name: registered, then present offline with weights and tokenizer files."""
     rows = []
     for kind, registry, stage, tiny_stage in (("text", "encoders", "text_embeddings", "tiny_encoders"),
-                                             ("ssl", "audio_encoders", "ssl_features", "tiny_audio_encoders")):
+                                             ("ssl", "audio_encoders", "ssl_features", "tiny_audio_encoders"),
+                                             ("asr", "asr_models", "transcribe", "tiny_asr")):
         chosen = params.get(kind, {})
         known = params.get(registry, {})
-        listed = list(chosen.get("encoders") or [])
+        list_key = "models" if kind == "asr" else "encoders"
+        listed = list(chosen.get(list_key) or [])
         names = list(dict.fromkeys(listed + ([chosen["model"]] if chosen.get("model") else [])))
         for name in names:
-            where = f"{kind}.encoders" if name in listed else f"{kind}.model"
+            where = f"{kind}.{list_key}" if name in listed else f"{kind}.model"
             if name not in known:
                 rows.append(Row(f"{registry}.{name}", BLOCKER, f"{where} names {name!r}, not in {registry}",
                                 f"add {registry}.{name} (hub_id or path) to params.yaml"))
@@ -200,10 +204,10 @@ def check_encoders(params: Mapping[str, Any], root: Path = Path(".")) -> list[Ro
                 problems.append(detail)
                 fixes.append(fix)
             if name == chosen.get("model") and name not in listed:
-                problems.insert(0, f"{kind}.model={name} is not in {kind}.encoders {listed} (no {stage} stage "
-                                   "makes its embeddings)")
-                fixes.append(f"`dvc exp run -S {kind}.model={name} -S '{kind}.encoders=[{','.join(listed + [name])}]'`"
-                             f" (or put {name} in {kind}.encoders in params.yaml)")
+                problems.insert(0, f"{kind}.model={name} is not in {kind}.{list_key} {listed} (no {stage} stage "
+                                   f"makes its {'transcripts' if kind == 'asr' else 'embeddings'})")
+                fixes.append(f"`dvc exp run -S {kind}.model={name} -S '{kind}.{list_key}=[{','.join(listed + [name])}]'`"
+                             f" (or put {name} in {kind}.{list_key} in params.yaml)")
             if problems:
                 rows.append(Row(f"{registry}.{name}", BLOCKER, "; ".join(problems), ", then ".join(fixes)))
             else:
@@ -214,10 +218,15 @@ def check_encoders(params: Mapping[str, Any], root: Path = Path(".")) -> list[Ro
 def _locate(kind: str, registry: str, name: str, spec: Mapping[str, Any], tiny_stage: str,
             root: Path = Path(".")) -> tuple[str, str, str]:
     """(state, what was found, the fix) for one registry entry, from the disk alone (HF_HUB_OFFLINE semantics)."""
-    from koemo.hub import _weights_problem, hub_cache_dir
+    from koemo.hub import _weights_problem, hub_cache_dir, is_commit
+    from koemo.ssl.registry import HUB_FILES as SSL_FILES
+    from koemo.text.registry import HUB_FILES as TEXT_FILES, tokenizer_problem
 
-    needs = ("config.json", "preprocessor_config.json") if kind == "ssl" else ("config.json",)
+    needs = ("config.json", "preprocessor_config.json") if kind in ("ssl", "asr") else ("config.json",)
     path, hub_id, revision = spec.get("path"), spec.get("hub_id"), spec.get("revision")
+    tokenizer = spec.get("tokenizer", "auto")
+    download = ("" if not hub_id else
+                download_command(hub_id, revision, SSL_FILES if kind == "ssl" else TEXT_FILES.get(tokenizer, ())))
     if path:
         directory = Path(path) if Path(path).is_absolute() else root / path
         if not directory.is_dir() and directory.name.startswith("tiny-"):
@@ -228,29 +237,37 @@ def _locate(kind: str, registry: str, name: str, spec: Mapping[str, Any], tiny_s
     else:
         cache = hub_cache_dir()
         snapshot = _cached_snapshot(cache, hub_id, revision)
-        download = f"hf download {hub_id}" + (f" --revision {revision}" if revision else "")
         if snapshot is None:
             at = f" at revision {revision}" if revision else ""
             return (BLOCKER, f"{hub_id}{at}: weights not in the Hugging Face cache ({cache})",
                     f"`{download}` (on a machine with internet; copy its HF_HOME here and set HF_HOME)")
         where = f"{hub_id}@{snapshot.name[:10]}"
+    problem = tokenizer_problem(name, tokenizer, snapshot) if kind == "text" else None
+    if problem:  # first: the other files it would ask for are the wrong tokenizer's
+        return BLOCKER, f"{where}: {problem[0]}", problem[1]
     missing = [f for f in needs if not (snapshot / f).is_file()]
     weights = _weights_problem(snapshot)
     if weights:
         missing.append(weights if "shards" in weights else "model.safetensors")
     if kind == "text":
-        choices, also = _TEXT_FILES[spec.get("tokenizer", "auto")]
+        choices, also = _TEXT_FILES[tokenizer]
         if not any((snapshot / f).is_file() for f in choices):
             missing.append(f"a tokenizer file ({' / '.join(choices)})")
     if missing:
         pickles = sorted(p.name for p in snapshot.glob("*.bin"))
-        fix = ("koemo loads safetensors only (a .bin is a pickle): convert it once on a trusted machine, "
-               "`AutoModel.from_pretrained(DIR, use_safetensors=False).save_pretrained(OUT)`, and set "
-               f"{registry}.{name}.path to OUT; or pin {registry}.{name}.revision to a commit with model.safetensors"
-               if pickles and weights else
-               f"`hf download {hub_id}`" + (f" --revision {revision}" if revision else "") if hub_id and not path
+        fix = ("koemo loads safetensors only (a .bin is a pickle): "
+               + (f"pin {registry}.{name}.revision to a commit with model.safetensors (the repo's safetensors conversion "
+                  "pull request; README, Real models), then " if hub_id and not path else "")
+               + ("convert it once on a trusted machine, `AutoModel.from_pretrained(DIR, use_safetensors=False)"
+                  f".save_pretrained(OUT)`, and set {registry}.{name}.path to OUT")
+               if pickles and weights else f"`{download}`" if hub_id and not path
                else f"put {', '.join(missing)} in {path}")
         return BLOCKER, f"{where} lacks {', '.join(missing)}" + (f" (has {', '.join(pickles)})" if pickles else ""), fix
+    if hub_id and not path and not is_commit(revision):
+        return (WARN, f"{where}: weights + files present offline, but "
+                + (f"revision {revision} is a ref, which can move" if revision else "no revision is pinned")
+                + ": results follow whatever the cache's ref names", f"set {registry}.{name}.revision: {snapshot.name} "
+                "(the commit cached now)")
     return OK, f"{where}: weights + {'tokenizer ' if kind == 'text' else ''}files present offline", ""
 
 
@@ -265,24 +282,6 @@ def _cached_snapshot(cache: Path, hub_id: str, revision: str | None) -> Path | N
 
 
 # ---- the machine --------------------------------------------------------------------------------------------------
-def gpus() -> list[tuple[str, int]]:
-    """(name, memory bytes) per GPU, from nvidia-smi (torch is not imported: it costs seconds)."""
-    exe = shutil.which("nvidia-smi")
-    if not exe:
-        return []
-    try:
-        out = subprocess.run([exe, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    found = []
-    for line in out.strip().splitlines():
-        name, _, mib = line.rpartition(",")
-        if mib.strip().isdigit():
-            found.append((name.strip(), int(mib.strip()) * 2**20))
-    return found
-
-
 def model_size(params: Mapping[str, Any], registry: str, name: str) -> tuple[int, int, float]:
     """(hidden, layers, parameter count) of a registry entry: its cached/local config.json, else known figures."""
     spec = params.get(registry, {}).get(name, {})
@@ -307,33 +306,62 @@ def model_size(params: Mapping[str, Any], registry: str, name: str) -> tuple[int
 
 
 def gpu_estimate(params: Mapping[str, Any]) -> list[tuple[str, float, str]]:
-    """(job, bytes, how) of the GPU-heavy jobs. Fine-tuning: 16 B per parameter (fp32 weights + grads + two Adam
-    moments) + activations ≈ 34·batch·tokens·hidden·layers bytes (half precision, Korthikanti et al. 2022);
-    frozen extraction: 4 B per parameter + every layer's hidden states for one batch (batch_seconds × 50 frames/s)."""
+    """(job, bytes per GPU, how) of the GPU-heavy jobs. Fine-tuning: 16 B per parameter (fp32 weights + grads + two
+    Adam moments; DDP keeps a full copy on every GPU) + activations ≈ 34·rows·tokens·hidden·layers bytes (half
+    precision, Korthikanti et al. 2022) for this GPU's rows: `runtime.processes` share every global batch, so each
+    GPU holds batch ÷ processes rows; gradient checkpointing keeps about two layers' worth. Frozen extraction (one
+    process): fp32 weights (4 B per parameter) + every layer's hidden states for one batch (batch_seconds × 50
+    frames/s) + the feature encoder's first conv block (conv output, norm, activation) at fp32 — the figure for the
+    CPU's fp32; under the GPU's bf16/fp16 autocast the activations take about half. An estimate:
+    `benchmarks/gpu_check.py` measures the real ones."""
+    from math import ceil
+
+    from koemo.train.distributed import processes as process_count
+
+    try:
+        procs = process_count(params.get("runtime"))
+    except Exception:  # a bad value is the params schema's to report
+        procs = 1
+    per_gpu = f" on each of {procs} GPUs" if procs > 1 else ""
     jobs = []
     text = params.get("text", {}).get("model")
     if text:
         hidden, layers, count = model_size(params, "encoders", text)
-        batch = int(params.get("train_text", {}).get("batch_size", 16))
+        settings = params.get("train_text", {})
+        batch = int(settings.get("batch_size", 16))
+        rows = ceil(batch / procs)
         tokens = int(params.get("encoders", {}).get(text, {}).get("max_length", 64))
-        act = 34 * batch * tokens * hidden * layers
-        jobs.append((f"train_text ({text}, batch {batch})", 16 * count + act,
-                     f"16 B × {count / 1e6:.0f} M params + activations {act / 2**30:.2f} GiB"))
+        depth = min(layers, 2) if settings.get("gradient_checkpointing") else layers
+        act = 34 * rows * tokens * hidden * depth
+        jobs.append((f"train_text ({text}, batch {batch}{f', {rows} rows per GPU' if procs > 1 else ''})",
+                     16 * count + act, f"16 B × {count / 1e6:.0f} M params + activations {act / 2**30:.2f} GiB{per_gpu}"))
     ssl = params.get("ssl", {}).get("model")
     if ssl:
         hidden, layers, count = model_size(params, "audio_encoders", ssl)
         seconds = float(params.get("ssl_features", {}).get("batch_seconds", 64))
         frames = seconds * 50
-        act = frames * hidden * (layers + 1) * 4 + seconds * 16000 / 5 * 512 * 4  # hidden states + the first conv
+        act = frames * hidden * (layers + 1) * 4 + 3 * seconds * 16000 / 5 * 512 * 4  # hidden states + first conv block
         jobs.append((f"ssl_features ({ssl}, {seconds:.0f} s batches)", 4 * count + act,
-                     f"4 B × {count / 1e6:.0f} M params + hidden states and first conv {act / 2**30:.2f} GiB"))
+                     f"fp32: 4 B × {count / 1e6:.0f} M params + hidden states and first conv block {act / 2**30:.2f} GiB"
+                     " (about half the activations under bf16/fp16 autocast)"))
         w2v = params.get("train_wav2vec2", {})
         if w2v.get("mode") == "finetune":
             batch, crop = int(w2v.get("batch_size", 16)), float(w2v.get("max_seconds", 15))
-            act = 34 * batch * crop * 50 * hidden * layers
-            jobs.append((f"train_wav2vec2 finetune ({ssl}, batch {batch} × {crop:.0f} s)", 16 * count + act,
-                         f"16 B × {count / 1e6:.0f} M params + activations {act / 2**30:.1f} GiB"))
+            rows = ceil(batch / procs)
+            depth = min(layers, 2) if w2v.get("gradient_checkpointing") else layers
+            act = 34 * rows * crop * 50 * hidden * depth
+            jobs.append((f"train_wav2vec2 finetune ({ssl}, batch {batch} × {crop:.0f} s"
+                         f"{f', {rows} rows per GPU' if procs > 1 else ''})", 16 * count + act,
+                         f"16 B × {count / 1e6:.0f} M params + activations {act / 2**30:.1f} GiB{per_gpu}"))
     return jobs
+
+
+def _memory_fix(job: str) -> str:
+    """The params keys that lower a job's GPU memory (the ones `stage_runner` names after a CUDA out of memory)."""
+    from koemo.stage_runner import memory_advice
+
+    stage = job.split()[0]
+    return f"{stage}: {memory_advice(stage)[0].lower()}{memory_advice(stage)[1:]}"
 
 
 def _needs_gpu(params: Mapping[str, Any]) -> list[str]:
@@ -389,14 +417,33 @@ def check_machine(params: Mapping[str, Any], root: Path, clips: int, free_disk: 
     found = gpus() if gpu_list is None else gpu_list
     estimate = gpu_estimate(params)
     need_gpu = _needs_gpu(params)
-    if found:
+    unusable = None
+    if found and gpu_list is None:  # a real nvidia-smi answered: can this torch use what it lists?
+        from koemo.device import unusable_gpu_reason
+
+        unusable = unusable_gpu_reason([n for n, _ in found], driver_version())
+    if unusable:  # a blocker where the job needs the GPU; the tiny demo runs on the CPU anyway
+        rows.append(Row("GPU", BLOCKER if need_gpu else WARN, unusable.split(" Fix: ")[0].rstrip(".")
+                        + ("; `device: auto` would train on the CPU (" + ", ".join(need_gpu) + ")" if need_gpu
+                           else "; nothing here needs a GPU (local-tiny encoders)"),
+                        unusable.split(" Fix: ")[-1]))
+    elif found:
         name, memory = found[0]
         biggest = max(estimate, key=lambda e: e[1]) if estimate else None
-        if biggest and biggest[1] > memory:
-            rows.append(Row("GPU memory", BLOCKER, f"{name} {memory / 2**30:.0f} GiB < {biggest[0]} ≈ "
-                            f"{biggest[1] / 2**30:.1f} GiB ({biggest[2]})",
-                            "lower the batch size (train_text.batch_size, ssl_features.batch_seconds), or "
-                            "train_text.gradient_checkpointing: true"))
+        over = [job for job in estimate if job[1] > memory]
+        try:
+            from koemo.train.distributed import processes as process_count
+
+            procs = process_count(params.get("runtime"))
+        except Exception:
+            procs = 1
+        if over:
+            rows.append(Row("GPU memory", BLOCKER, "; ".join(f"{name} {memory / 2**30:.0f} GiB < {job} ≈ "
+                                                             f"{size / 2**30:.1f} GiB ({how})" for job, size, how in over),
+                            "; ".join(_memory_fix(job) for job, _, _ in over)))
+        elif procs > len(found):
+            rows.append(Row("GPU", BLOCKER, f"runtime.processes {procs} > {len(found)} GPU(s) on this machine",
+                            f"runtime.processes: {len(found)} (one process per GPU)"))
         else:
             rows.append(Row("GPU", OK, f"{len(found)} × {name} {memory / 2**30:.0f} GiB; largest job "
                             + (f"{biggest[0]} ≈ {biggest[1] / 2**30:.1f} GiB ({biggest[2]})" if biggest else "none")))

@@ -1,10 +1,15 @@
-"""`koemo` command line (also `python -m koemo`): `predict`, `check` and `share`.
+"""`koemo` command line (also `python -m koemo`): `predict`, `check`, `profile`, `share` and `report`.
 
     koemo predict --wav clip.wav --text "정말 화가 나요"       one utterance: a table (or --json)
     koemo predict --csv utterances.csv --out predictions.csv  many: columns `wav` (or `wav_path`) and/or `text`
     koemo check [-S text.model=koelectra]                     what params.yaml needs (data, encoders, machine): one table
     koemo profile aihub-gpu --dir /data/aihub                 the real job's params in one command (demo | aihub-cpu)
     koemo share [-r REMOTE]                                   every run made here, restorable by a colleague
+    koemo report [--rev main --rev exp-1a2b3] [--update README.md]   the results table to paste (or compare)
+    koemo predict --wav clip.wav                              speech alone: transcribed by asr.model when its weights exist
+    koemo export OUT                                          the trained models as one self-contained folder + model card
+    koemo predict --model OUT --wav clip.wav                  predict from that folder alone (no DVC workspace)
+    koemo serve --model OUT [--port 8000]                     a JSON API and a small web page over that folder
 
 Relative wav paths in a CSV are read relative to the CSV's folder; errors name a CSV row by its data row,
 counted from 0. Models come from `--root`'s data/models. `--out` never replaces the input CSV, and replaces an
@@ -42,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                                                   "input CSV; an existing file only with --force")
     predict.add_argument("--force", action="store_true", help="replace --out when it exists")
     predict.add_argument("--root", type=Path, default=Path("."), help="the koemo project (params.yaml, data/models); default: .")
+    predict.add_argument("--model", type=Path, help="a `koemo export` folder to predict from (instead of --root)")
+    predict.add_argument("--no-asr", action="store_true", help="never transcribe a wav given without text (audio-only answer)")
     predict.add_argument("--device", default="auto", help="auto (cuda when available) | cpu | cuda")
     predict.add_argument("--json", action="store_true", help="one utterance: print JSON instead of a table")
     check = commands.add_parser("check", help="what params.yaml will need, checked in seconds: params, data, "
@@ -74,7 +81,45 @@ def _parser() -> argparse.ArgumentParser:
     share.add_argument("-r", "--remote", help="DVC remote (default: the default remote)")
     share.add_argument("-j", "--jobs", type=int, help="parallel transfers")
     share.add_argument("--root", type=Path, default=Path("."), help="the koemo project; default: .")
+    report = commands.add_parser("report", help="the results table to paste: every model's test UA [95 % CI], WA, "
+                                                "macro-F1, vs baseline, per group; or revisions side by side",
+                                 description="Markdown results from the stages' report files (reports/*.json): model | "
+                                             "test UA [95 % CI] | WA | macro-F1 | vs baseline | vs best member, the "
+                                             "per-group table and the protocol line. With --rev twice or more (git "
+                                             "revisions or experiment names, read through DVC's API): the same figures "
+                                             "side by side, the differences to the first and whether the intervals "
+                                             "overlap.")
+    report.add_argument("--rev", action="append", default=[], metavar="REV",
+                        help="a git revision, an experiment name or `workspace` (repeatable; default: the workspace)")
+    report.add_argument("--update", type=Path, metavar="FILE",
+                        help="rewrite the text between FILE's koemo-report markers (README.md) instead of printing")
+    report.add_argument("--root", type=Path, default=Path("."), help="the koemo project; default: .")
+    export = commands.add_parser("export", help="the trained models as one self-contained folder with a model card",
+                                 description="Copy every fold's weights (safetensors), the tokenizers and encoder/ASR "
+                                             "weights they read, the feature settings (params.yaml), the stack and the "
+                                             "metrics into OUT, with a Hugging Face style README.md model card and "
+                                             "koemo-export.json. `koemo predict --model OUT` and `koemo serve --model "
+                                             "OUT` then need nothing else.")
+    export.add_argument("out", type=Path, help="the folder to create (must not exist, unless --force)")
+    export.add_argument("--root", type=Path, default=Path("."), help="the koemo project; default: .")
+    export.add_argument("--force", action="store_true", help="replace OUT when it exists")
+    serve = commands.add_parser("serve", help="a JSON API and one web page over a `koemo export` folder",
+                                description="POST /api/predict (multipart: wav and/or text) → every model's and the "
+                                            "stack's probabilities; GET / → a page to upload or record a wav.")
+    serve.add_argument("--model", type=Path, required=True, help="a `koemo export` folder (or a project root)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--device", default="auto", help="auto (cuda when available) | cpu | cuda")
+    serve.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload accepted (413 above)")
+    serve.add_argument("--max-seconds", type=float, default=30.0, help="longest audio accepted (413 above)")
     return parser
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from koemo.report import report_command as run
+
+    print(run(args.rev, args.root, args.update))
+    return 0
 
 
 def check_command(args: argparse.Namespace) -> int:
@@ -214,9 +259,11 @@ def _read_batch(path: Path):
     return utterances
 
 
-def _print_table(utterance, probs, classes) -> None:
+def _print_table(utterance, probs, classes, transcript: str | None = None) -> None:
     width = max(len(c) for c in classes) + 2
     print(f"wav:  {utterance.wav or '(none)'}\ntext: {utterance.text or '(none)'}")
+    if transcript is not None:
+        print(f"transcript (from ASR, not typed): {transcript}")
     print(f"{'model':<12}" + "".join(f"{c:>{width}}" for c in classes) + "  predicted")
     for model, p in probs.items():
         row = p[0]
@@ -259,7 +306,7 @@ def _print_notes(notes, first_row: int | None = None) -> None:
 
 def predict_command(args: argparse.Namespace) -> int:
     from koemo.io import write_csv
-    from koemo.predict import PredictError, Predictor, Utterance, input_problem, present, result_table
+    from koemo.predict import PredictError, Predictor, Utterance, answer, input_problem, present, result_table
 
     if args.csv is None and args.wav is None and args.text is None:
         raise PredictError("give --wav and/or --text (one utterance) or --csv FILE (a batch)")
@@ -275,7 +322,7 @@ def predict_command(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-model "Loading weights" bars would bury the answer
-    predictor = Predictor(args.root, device=args.device)
+    predictor = Predictor(args.model if args.model is not None else args.root, device=args.device, asr=not args.no_asr)
     probs, notes = predict_in_chunks(predictor, utterances)
     classes = predictor.classes
     if args.csv is not None or args.out is not None:
@@ -294,14 +341,30 @@ def predict_command(args: argparse.Namespace) -> int:
         return 0
     _print_notes(notes)
     if args.json:
-        out = {"wav": args.wav, "text": args.text, "classes": classes, "notes": notes[0], "models": {}}
-        for model, p in probs.items():
-            finite = all(math.isfinite(v) for v in p[0])
-            out["models"][model] = ({"probabilities": dict(zip(classes, map(float, p[0]))), "predicted": classes[int(p[0].argmax())]}
-                                    if finite else None)
+        transcript = predictor.transcripts[0] if predictor.transcripts else None
+        out = {"wav": args.wav, "text": args.text, **answer(probs, classes, notes[0], 0, transcript)}
         print(json.dumps(out, ensure_ascii=False, indent=2))
     else:
-        _print_table(utterances[0], probs, classes)
+        _print_table(utterances[0], probs, classes, predictor.transcripts[0] if predictor.transcripts else None)
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from koemo.export.bundle import export_models
+
+    summary = export_models(args.root, args.out, force=args.force)
+    print(f"koemo export: {args.out}: {summary['models']} base models + the stack, {summary['files']} files "
+          f"({summary['bytes'] / 2**20:.1f} MiB); model card {args.out / 'README.md'}"
+          + ("" if summary["asr"] else "; no ASR weights (a wav without text gets the audio-only answer)"))
+    print(f"next: koemo predict --model {args.out} --wav clip.wav    or    koemo serve --model {args.out}")
+    return 0
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    from koemo.serve.app import serve
+
+    serve(args.model, host=args.host, port=args.port, device=args.device,
+          max_upload_bytes=int(args.max_upload_mb * 2**20), max_seconds=args.max_seconds)
     return 0
 
 
@@ -312,7 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "share":
         return share_command(args)
     try:
-        command = {"check": check_command, "profile": profile_command}.get(args.command, predict_command)
+        command = {"check": check_command, "profile": profile_command, "report": report_command,
+                   "export": export_command, "serve": serve_command}.get(args.command, predict_command)
         return command(args)
     except UserError as err:
         print(f"koemo {args.command}: {err}", file=sys.stderr)

@@ -4,7 +4,10 @@ Shared by the text (`encoders.<name>`) and audio (`audio_encoders.<name>`) regis
 up in the cache first (at the entry's pinned `revision`, when set) and downloaded only when the hub is allowed
 (HF_HUB_OFFLINE unset) and reachable; otherwise one `EncoderUnavailable` says which entry, which hub id and how
 to provide it. Only safetensors weights are loaded: a `pytorch_model.bin` is a pickle, which can run code when
-read. Locally built tiny models carry a marker file whose `source` ("local-tiny") wins over any name, so no
+read. Several real repos hold safetensors only in a conversion pull request's commit, so params.yaml pins every
+hub entry to a commit; the one download hint (`download_command`) fetches only the files a load reads, at that
+commit, and lineage names the commit actually loaded (the snapshot directory's name), never a branch.
+Locally built tiny models carry a marker file whose `source` ("local-tiny") wins over any name, so no
 output can call a random-init model by a real model's name.
 """
 
@@ -22,6 +25,7 @@ from koemo.errors import UserError
 MARKER = "koemo_encoder.json"  # written beside tiny models; says what they are (never a real model's name)
 WEIGHTS = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"  # a sharded checkpoint: the index and every shard it lists
+SHARDS = (WEIGHTS_INDEX, "model-*-of-*.safetensors")  # also fetched by the stage's own download, for sharded repos
 _TRUE = {"1", "true", "yes", "on"}
 _log = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ class WeightsRef:
     hub_id: str | None
     path: str | None
     tiny_stage: str       # the stage that builds the local tiny models of this kind
-    hub_files: tuple[str, ...]  # allow_patterns enough to load it (safetensors weights only)
+    hub_files: tuple[str, ...]  # the files a load reads (safetensors weights only): the download's --include list
     required: tuple[str, ...] = ("config.json",)  # files besides the weights a usable directory must hold
     files_hint: str = "config.json, model.safetensors"  # what a hand-made model directory needs, for messages
     revision: str | None = None  # a hub commit (or tag/branch) to pin; None: the cached/latest main
@@ -57,12 +61,24 @@ class WeightsRef:
 
     @property
     def download_command(self) -> str:
-        return f"hf download {self.hub_id}" + (f" --revision {self.revision}" if self.revision else "")
+        return download_command(self.hub_id, self.revision, self.hub_files)
 
     @property
     def hub_kwargs(self) -> dict[str, Any]:
         """What every hub call (snapshot_download, from_pretrained) gets: the pinned revision."""
         return {"revision": self.revision} if self.revision and not self.path else {}
+
+
+def download_command(hub_id: str, revision: str | None, files: tuple[str, ...]) -> str:
+    """The one download hint (stage errors, `koemo check`, README): the files a load reads, at the pinned commit
+    (a plain `hf download` of an XLS-R fine-tune also fetches its optimizer state and pickles: ~5 GB for 1.3 GB)."""
+    return (f"hf download {hub_id}" + (f" --revision {revision}" if revision else "")
+            + " --include " + " ".join(files))
+
+
+def is_commit(revision: str | None) -> bool:
+    """A full commit hash: the only revision that cannot move under a cache (a branch or `refs/pr/N` can)."""
+    return bool(revision) and len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
 
 
 def hub_cache_dir() -> Path:
@@ -143,7 +159,7 @@ def _check_required(ref: WeightsRef, directory: Path, where: str) -> None:
         message += f" It holds {', '.join(pickles)} instead: " + _pickle_only_hint(ref)
     else:
         if ref.hub_id and not ref.path:
-            message += " An interrupted download, or one filtered with --include? Fetch the whole repo again."
+            message += f" An interrupted download? Fetch the needed files again: `{ref.download_command}`."
         message += f"\n{_how_to_provide(ref)}"
     raise EncoderUnavailable(message)
 
@@ -161,7 +177,8 @@ def resolve_hub(ref: WeightsRef) -> Path:
         if hub_offline():
             raise EncoderUnavailable(_unavailable_message(ref, cache, "HF_HUB_OFFLINE is set, so the hub was not asked.")) from None
         try:
-            snapshot = Path(snapshot_download(ref.hub_id, cache_dir=cache, allow_patterns=list(ref.hub_files), **ref.hub_kwargs))
+            snapshot = Path(snapshot_download(ref.hub_id, cache_dir=cache, allow_patterns=[*ref.hub_files, *SHARDS],
+                                              **ref.hub_kwargs))
         except (OSError, HfHubHTTPError) as err:
             first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise EncoderUnavailable(_unavailable_message(ref, cache, f"{reason}; the hub said: {first_line}")) from err
@@ -187,12 +204,13 @@ def locate(ref: WeightsRef) -> Path:
 
 
 def describe_source(ref: WeightsRef, directory: Path) -> str:
-    """What the weights really are: the marker of a locally built model wins over any name or hub id."""
+    """What the weights really are: the marker of a locally built model wins over any name or hub id; a hub model is
+    `<hub id>@<the commit loaded>` (a moved branch in the cache changes this, so `dvc metrics diff` shows it)."""
     marker = Path(directory) / MARKER
     if marker.is_file():
         return str(json.loads(marker.read_text(encoding="utf-8"))["source"])
-    if ref.hub_id and not ref.path:
-        return ref.hub_source
+    if ref.hub_id and not ref.path:  # the snapshot directory is named by the commit the revision resolved to
+        return f"{ref.hub_id}@{Path(directory).name}"
     return f"local:{ref.path}"
 
 

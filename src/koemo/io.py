@@ -79,6 +79,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, target)
+    except OSError as err:
+        _raise_if_disk_full(err, target)
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -93,7 +96,11 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as err:
+            _raise_if_disk_full(err, target)
+            raise
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -105,6 +112,40 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def disk_full_message(err: BaseException, target: str | os.PathLike | None) -> str | None:
+    """One line for a full disk (ENOSPC, or numpy's "Not enough free space to write N bytes"): which output, the
+    bytes needed and free, and where to make room; None for any other error."""
+    import errno
+    import re
+
+    said = str(err)
+    if not (isinstance(err, OSError) and (err.errno == errno.ENOSPC or "Not enough free space" in said)):
+        return None
+    where = Path(target if target is not None else (err.filename or "."))
+    folder = where.parent if where.parent.exists() else Path(".")
+    asked = re.search(r"(\d+) bytes", said)
+    need = f"needs {_size(int(asked.group(1)))}" if asked else "needs more room"
+    return (f"disk full writing {where}: {need}, {_size(shutil.disk_usage(folder).free)} free on its filesystem; "
+            "nothing half-written was kept. Make room there, or move the outputs' disk: the DVC cache with "
+            "`dvc cache dir /larger/disk/dvc-cache` (then `dvc checkout --relink`), or the repo itself")
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
+        count /= 1024
+    return f"{count:.1f} TiB"
+
+
+def _raise_if_disk_full(err: OSError, target: Path) -> None:
+    from koemo.errors import UserError
+
+    message = disk_full_message(err, target)
+    if message:
+        raise UserError(message) from None
 
 
 def jsonable(obj: Any) -> Any:

@@ -31,6 +31,8 @@ def used_keys(model: str, params: Mapping[str, Any]) -> list[str]:
     if model not in BASE_MODELS:
         raise ValueError(f"unknown model {model!r}; expected one of {BASE_MODELS}")
     keys = ["labels.classes", "train", f"train_{model}"]
+    if model in ("text", "multimodal", "fusion", "tfidf"):  # the text they read: the corpus' or an ASR transcript
+        keys += ["text.source"]
     if model in ("text", "multimodal", "fusion"):
         keys += ["text.model", f"encoders.{params['text']['model']}"]
     if model == "audio":  # its training rows include the augmented copies

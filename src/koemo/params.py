@@ -158,6 +158,44 @@ class Models(TypedDict, total=False):
 
 
 @with_config(_STRICT)
+class TextModels(Models, total=False):
+    source: Literal["transcript", "asr"]   # koemo.asr.text_source.TEXT_SOURCES
+
+
+@with_config(_STRICT)
+class AsrModel(TypedDict, total=False):
+    hub_id: str
+    path: str
+    revision: Union[str, None]
+    language: str
+
+
+@with_config(_STRICT)
+class TinyAsr(TypedDict, total=False):
+    seed: int
+    vocab_size: Count
+    d_model: Count
+    layers: Count
+    heads: Count
+    n_mels: Count
+    chunk_seconds: Count
+
+
+@with_config(_STRICT)
+class Asr(TypedDict, total=False):
+    models: list[str]
+    model: str
+
+
+@with_config(_STRICT)
+class Transcribe(TypedDict, total=False):
+    batch_size: Count
+    max_new_tokens: Count
+    num_beams: Count
+    device: Device
+
+
+@with_config(_STRICT)
 class SSLFeatures(TypedDict, total=False):
     batch_seconds: Positive
     chunk_seconds: Positive
@@ -200,7 +238,7 @@ class Train(TypedDict, total=False):
     class_weighted: bool
     grad_clip: Union[Positive, None]
     precision: Literal["auto", "fp32", "bf16", "fp16"]
-    device: Literal["auto", "cpu"]
+    device: Literal["auto", "cpu", "cuda"]
     warn_min_recall: Share
 
 
@@ -319,7 +357,11 @@ class Params(TypedDict, total=False):
     ssl_features: SSLFeatures
     encoders: dict[str, TextEncoder]
     tiny_encoders: TinyEncoders
-    text: Models
+    text: TextModels
+    asr_models: dict[str, AsrModel]
+    tiny_asr: TinyAsr
+    asr: Asr
+    transcribe: Transcribe
     text_embeddings: TextEmbeddings
     train: Train
     train_text: TrainText
@@ -383,7 +425,19 @@ def _cross_checks(params: Mapping[str, Any]) -> list[str]:
         for name in chosen.get("encoders") or []:
             if name not in known:
                 problems.append(f"{models}.encoders: {name!r} is not in {registry} {known}")
-    for registry in ("encoders", "audio_encoders"):
+    if "asr_models" in params:
+        known = sorted(section("asr_models"))
+        chosen = section("asr")
+        if "model" in chosen and chosen["model"] not in known:
+            problems.append(f"asr.model = {chosen['model']!r}: must be one of asr_models {known} "
+                            "(or add an entry for it under asr_models:)")
+        for name in chosen.get("models") or []:
+            if name not in known:
+                problems.append(f"asr.models: {name!r} is not in asr_models {known}")
+        if "model" in chosen and isinstance(chosen.get("models"), list) and chosen["model"] not in chosen["models"]:
+            problems.append(f"asr.model = {chosen['model']!r} is not in asr.models {chosen['models']}: its transcribe "
+                            "stage would not exist (add it to asr.models)")
+    for registry in ("encoders", "audio_encoders", "asr_models"):
         for name, spec in section(registry).items():
             if isinstance(spec, Mapping) and bool(spec.get("hub_id")) == bool(spec.get("path")):
                 problems.append(f"{registry}.{name}: give exactly one of hub_id and path (found {sorted(spec)})")

@@ -9,7 +9,12 @@ Before anything is loaded, each model's recorded params (`koemo.lineage`) are co
 weights trained on other features or another encoder would give confident nonsense, so that is an error
 naming every differing key. A model whose input is absent (no wav, or no text) is skipped (NaN), except the
 fusion model, which was trained with modality dropout to predict from either modality alone; the stack needs
-every base model it reads (just one when the stack stage chose a single member over the combination).
+every base model it reads (just one when the stack stage chose a single member over the combination). A wav
+without a text is first transcribed by `asr.model` when its weights are present (`koemo.asr`), so the text
+models and the stack answer too; the notes say the text came from ASR (or why it could not).
+
+`root` is a project checkout or a `koemo export` folder: the latter's `koemo-export.json` says where the copied
+encoder and ASR weights are, so nothing outside the folder is read.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from koemo.lineage import differences, used_params
 from koemo.params import load_params
 
 MODELS_DIR = Path("data/models")
+EXPORT_MANIFEST = "koemo-export.json"  # in a `koemo export` folder: {"weights": {"<section>.<name>": "<relative dir>"}}
 WEIGHTS = {"tfidf": "weights.safetensors"}  # a fold's weights file, where it is not a network's model.safetensors
 TEXT_ENCODER_MODELS = ("text", "multimodal", "fusion")  # read text.model's tokens (truncated at its max_length)
 NEEDS = {"text": ("text",), "audio": ("wav",), "multimodal": ("text", "wav"), "wav2vec2": ("wav",), "fusion": (),
@@ -75,7 +81,7 @@ def _local(root: Path, spec: Mapping[str, Any]) -> dict:
 class Predictor:
     """Loads lazily what each model needs; `predict(utterances)` → {model: [n, classes] probabilities}."""
 
-    def __init__(self, root: str | Path = ".", device: str = "auto", batch_size: int = 32):
+    def __init__(self, root: str | Path = ".", device: str = "auto", batch_size: int = 32, asr: bool = True):
         from koemo.device import resolve_device
 
         self.root = Path(root).resolve()
@@ -83,6 +89,9 @@ class Predictor:
         if not params_path.is_file():
             raise PredictError(f"no params.yaml in {self.root}: run from the koemo project root or pass --root DIR")
         self.params = load_params(params_path)
+        manifest = self.root / EXPORT_MANIFEST
+        self.exported = json.loads(manifest.read_text(encoding="utf-8")).get("weights", {}) if manifest.is_file() else {}
+        self.use_asr = bool(asr)
         self.classes = list(self.params["labels"]["classes"])
         self.device = resolve_device(device)
         self.batch_size = int(batch_size)
@@ -95,6 +104,7 @@ class Predictor:
         self._decoded: dict[tuple[str, int], Any] = {}  # (path, rate) → Decoded, for one `predict` call
         self._row: dict[str, int] = {}                  # path → its utterance's row, for messages
         self.notes: list[list[str]] = []                # per utterance of the last `predict`: what no answer shows
+        self.transcripts: list[str | None] = []         # per utterance of the last `predict`: the ASR text it used
 
     # ---- artefact checks -------------------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -116,6 +126,32 @@ class Predictor:
                                "params.yaml (recorded → now):\n" + "\n".join(problems[:20]) +
                                "\nRun `dvc repro` to rebuild them (or `dvc checkout` the commit whose params match).")
 
+    def _entry(self, section: str, name: str) -> dict:
+        """params' `<section>.<name>` registry entry, its weights found under root: an export's copy, or `path`."""
+        if f"{section}.{name}" in self.exported:
+            spec = {k: v for k, v in self.params[section][name].items() if k not in ("hub_id", "revision")}
+            return {**spec, "path": str(self.root / self.exported[f"{section}.{name}"])}
+        return _local(self.root, self.params[section][name])
+
+    def _asr_texts(self, paths: Sequence[str]) -> tuple[list[str] | None, str]:
+        """(asr.model's transcripts of `paths`, what made them), or (None, why not: its weights are absent)."""
+        from koemo.asr.registry import load_asr
+        from koemo.asr.transcribe import transcribe
+        from koemo.hub import EncoderUnavailable
+
+        name = self.params.get("asr", {}).get("model")
+        if not name or name not in self.params.get("asr_models", {}):
+            return None, "params.yaml names no asr.model"
+        try:
+            recognizer = self._once("asr", lambda: load_asr(name, self._entry("asr_models", name)))
+        except EncoderUnavailable as err:
+            return None, " ".join(str(err).split())
+        waves = self._waves(paths, recognizer.sample_rate, 1, "one sample")
+        settings = self.params.get("transcribe", {})
+        texts = transcribe(recognizer, waves, int(settings.get("batch_size", 16)), int(settings.get("max_new_tokens", 48)),
+                           int(settings.get("num_beams", 1)), device=self.device)
+        return texts, f"{name} ({recognizer.source})"
+
     # ---- shared inputs -------------------------------------------------------------------------------------
     def _once(self, key: str, make: Callable[[], Any]) -> Any:
         if key not in self._cache:
@@ -127,7 +163,7 @@ class Predictor:
         from koemo.text.registry import load_encoder
 
         name = self.params["text"]["model"]
-        return self._once("text_encoder", lambda: load_encoder(name, _local(self.root, self.params["encoders"][name])))
+        return self._once("text_encoder", lambda: load_encoder(name, self._entry("encoders", name)))
 
     def _sentence_embeddings(self, texts: Sequence[str]) -> np.ndarray:
         from koemo.text.embed import embed_texts
@@ -183,7 +219,7 @@ class Predictor:
         from koemo.ssl.registry import load_audio_encoder
 
         name = self.params["ssl"]["model"]
-        encoder = self._once("audio_encoder", lambda: load_audio_encoder(name, _local(self.root, self.params["audio_encoders"][name])))
+        encoder = self._once("audio_encoder", lambda: load_audio_encoder(name, self._entry("audio_encoders", name)))
         waves = self._waves(paths, encoder.sample_rate, encoder.min_samples, f"{name}'s receptive field")
         settings = self.params["ssl_features"]
         stats = PoolStats()
@@ -227,7 +263,7 @@ class Predictor:
         from koemo.train.text import TextClassifier
 
         name = self.params["text"]["model"]
-        encoder = load_encoder(name, _local(self.root, self.params["encoders"][name]))  # its own copy: weights get replaced
+        encoder = load_encoder(name, self._entry("encoders", name))  # its own copy: weights get replaced
         network = TextClassifier(encoder.model, len(self.classes), pooling=encoder.pooling,
                                  dropout=float(self._spec("text")["dropout"]))
         ids = encoder.encode(texts)
@@ -289,24 +325,37 @@ class Predictor:
 
     def _predict_finetuned(self, paths: list[str]) -> np.ndarray:
         """`train_wav2vec2.mode: finetune` folds: the whole encoder is in the weights; waveforms prepared as in training."""
-        from koemo.ssl.finetune import SSLFineTuner, UndecodableClip, WaveRows, wave_collate
+        from koemo.ssl.finetune import SSLFineTuner, UndecodableClip, WaveRows, crop_collate, wave_collate
         from koemo.ssl.registry import load_audio_encoder
 
         name, config = self.params["ssl"]["model"], self.configs["wav2vec2"]
-        encoder = load_audio_encoder(name, _local(self.root, self.params["audio_encoders"][name]))
+        encoder = load_audio_encoder(name, self._entry("audio_encoders", name))
         rows = WaveRows(paths, np.zeros(len(paths), dtype=np.int64), encoder.sample_rate, encoder.normalize,
                         int(config["max_samples"]), encoder.min_samples)
-        batches = []
-        for start in range(0, len(paths), self.batch_size):
+        if encoder.uses_attention_mask:  # padded + masked: each clip's result whatever its batch
+            order, collate = np.arange(len(paths)), wave_collate
+        else:  # a group-norm encoder: as in training, length-sorted batches cropped to their shortest clip, no mask
             try:
-                items = [rows[i] for i in range(start, min(start + self.batch_size, len(paths)))]
+                lengths = np.array([len(rows[i][0]) for i in range(len(paths))])
             except UndecodableClip as err:
                 raise PredictError(str(err)) from None
-            batch = wave_collate(items)
+            order, collate = np.argsort(-lengths, kind="stable"), crop_collate
+        batches, positions = [], []
+        for start in range(0, len(paths), self.batch_size):
+            chosen = order[start:start + self.batch_size]
+            try:
+                items = [rows[int(i)] for i in chosen]
+            except UndecodableClip as err:
+                raise PredictError(str(err)) from None
+            batch = collate(items)
             batch.pop("labels")
             batches.append({k: v.numpy() for k, v in batch.items()})
+            positions.append(chosen)
         network = SSLFineTuner.from_params(encoder, len(self.classes), self._spec("wav2vec2"))
-        return self._fold_mean("wav2vec2", network, lambda k: batches)
+        probs = self._fold_mean("wav2vec2", network, lambda k: batches)
+        out = np.empty_like(probs)
+        out[np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)] = probs
+        return out
 
     def _predict_fusion(self, texts: list[str | None], paths: list[str | None]) -> np.ndarray:
         """Absent modalities are zero rows, which the model reads as missing (its learned 'absent' vector)."""
@@ -403,7 +452,22 @@ class Predictor:
         paths = [present(u.wav) for u in utterances]
         self._decoded = {}
         self._row = {p: first_row + i for i, p in reversed(list(enumerate(paths))) if p is not None}
+        self.transcripts = [None] * n
+        speech_only = [i for i in range(n) if texts[i] is None and paths[i] is not None]
+        asr_notes: dict[int, str] = {}
+        if speech_only and self.use_asr:
+            heard, by = self._asr_texts([paths[i] for i in speech_only])
+            for k, i in enumerate(speech_only):
+                if heard is not None:
+                    texts[i] = self.transcripts[i] = present(heard[k]) or None
+                    asr_notes[i] = (f"text_from_asr: no text was given; the text models read the transcript by {by}: "
+                                    f"{heard[k]!r}" if texts[i] else f"text_from_asr: {by} heard no words; text models skipped")
+                else:
+                    asr_notes[i] = (f"no_asr: no text was given and the speech recognizer is not available ({by}); "
+                                    "the answer is audio-only: give --text, or provide the ASR weights")
         self.notes = self.input_notes(texts, paths)
+        for i, note in asr_notes.items():
+            self.notes[i].insert(0, note)
         given = {"text": np.array([t is not None for t in texts], dtype=bool),
                  "wav": np.array([p is not None for p in paths], dtype=bool)}
         out: dict[str, np.ndarray] = {}
@@ -427,6 +491,18 @@ class Predictor:
             stack[complete] = learner.predict_proba({m: out[m][complete].astype(np.float64) for m in learner.inputs})
         out["stack"] = stack
         return out
+
+
+def answer(probs: Mapping[str, np.ndarray], classes: Sequence[str], notes: Sequence[str], row: int = 0,
+           transcript: str | None = None) -> dict:
+    """One utterance's answer as JSON (`koemo predict --json`, `koemo serve`): each model's probabilities and
+    prediction (None when it could not read the inputs), the notes, and the ASR transcript when one was used."""
+    models = {}
+    for model, p in probs.items():
+        values = p[row]
+        models[model] = ({"probabilities": dict(zip(classes, map(float, values))), "predicted": classes[int(values.argmax())]}
+                         if np.isfinite(values).all() else None)
+    return {"classes": list(classes), "transcript": transcript, "notes": list(notes), "models": models}
 
 
 def result_table(utterances: Sequence[Utterance], probs: Mapping[str, np.ndarray], classes: Sequence[str],

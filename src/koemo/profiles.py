@@ -23,6 +23,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "demo": {"data.source": "demo", "data.dir": DEMO_DIR,
              "text.encoders": ["tiny-bert", "tiny-roberta", "tiny-electra"], "text.model": "tiny-electra",
              "ssl.encoders": ["tiny-wav2vec2"], "ssl.model": "tiny-wav2vec2",
+             "asr.models": ["tiny-whisper"], "asr.model": "tiny-whisper",
              "train.folds": 2, "train_text.lr": 1.0e-3, "train_text.epochs": 6,
              "train_audio.width": 16, "train_audio.blocks": [1, 1, 1], "train_audio.pool": [2, 2],
              "train_audio.epochs": 12, "train_wav2vec2.batch_size": 16, "train_fusion.batch_size": 16},
@@ -30,6 +31,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "aihub-gpu": {"data.source": "aihub",
                   "text.encoders": ["kobert", "klue-roberta", "koelectra"], "text.model": "koelectra",
                   "ssl.encoders": ["wav2vec2-ko"], "ssl.model": "wav2vec2-ko",
+                  "asr.models": ["whisper-large-v3-turbo"], "asr.model": "whisper-large-v3-turbo",
                   **_REAL_TRAINING, "train_text.lr": 2.0e-5,
                   "train_audio.width": 32, "train_audio.blocks": [2, 2, 2, 2], "train_audio.pool": [1, 1],
                   "train_audio.epochs": 30},
@@ -38,6 +40,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "aihub-cpu": {"data.source": "aihub",
                   "text.encoders": ["tiny-electra"], "text.model": "tiny-electra",
                   "ssl.encoders": ["tiny-wav2vec2"], "ssl.model": "tiny-wav2vec2",
+                  "asr.models": ["tiny-whisper"], "asr.model": "tiny-whisper",  # Whisper on 44k clips needs a GPU
                   **_REAL_TRAINING, "train_text.lr": 1.0e-3, "train_text.epochs": 6,
                   "train_audio.width": 16, "train_audio.blocks": [1, 1, 1], "train_audio.pool": [2, 2],
                   "train_audio.epochs": 12},

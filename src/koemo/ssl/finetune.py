@@ -121,6 +121,24 @@ def wave_collate(items: list) -> dict[str, torch.Tensor]:
     return {"input_values": values, "attention_mask": mask, "labels": torch.tensor([y for _, y in items], dtype=torch.long)}
 
 
+def crop_collate(items: list) -> dict[str, torch.Tensor]:
+    """[(wave, label)] → `input_values` cropped to the batch's shortest clip, no mask: for a group-norm encoder
+    (wav2vec2-base), which takes no attention mask and whose features zero padding would move. Length-bucketed
+    batches keep the crops small."""
+    width = min(len(w) for w, _ in items)
+    values = torch.from_numpy(np.stack([np.ascontiguousarray(w[:width], dtype=np.float32) for w, _ in items]))
+    return {"input_values": values, "labels": torch.tensor([y for _, y in items], dtype=torch.long)}
+
+
+def loader_workers() -> int:
+    """DataLoader workers decoding wavs on a GPU machine: the cores but one, at most 4 (`make_loader` uses them only
+    when CUDA is in use)."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(4, cores - 1))
+
+
 class FineTuneInputs:
     """Fold builder for `mode: finetune`: a fresh registry encoder + head per fold, waveforms read lazily.
 
@@ -139,6 +157,12 @@ class FineTuneInputs:
         self.max_samples = int(round(max_seconds * self.sample_rate))
         if self.max_samples < 2 * self.min_samples:
             raise ValueError(f"train_wav2vec2.max_seconds={max_seconds}: too short for the encoder's receptive field")
+        self.uses_attention_mask = bool(encoder.uses_attention_mask)
+        # each clip's samples as fed (cropped to max_samples): batches of similar lengths, each padded to its own
+        # longest, instead of random batches that nearly always hold one max_seconds clip
+        self.lengths = (np.minimum(np.round(labels["duration_s"].to_numpy(dtype=np.float64) * self.sample_rate),
+                                   self.max_samples).astype(np.int64)
+                        if "duration_s" in labels and labels["duration_s"].notna().all() else None)
         self.paths = labels["wav_path"].astype(str).to_numpy()
         self.wav_ids = labels["wav_id"].astype(str).to_numpy()
         self.y = labels["label_id"].to_numpy(dtype=np.int64)
@@ -147,7 +171,8 @@ class FineTuneInputs:
     def examples(self, rows: np.ndarray) -> Examples:
         dataset = WaveRows(self.paths[rows], self.y[rows], self.sample_rate, self.normalize, self.max_samples,
                            self.min_samples)
-        return Examples(dataset, self.y[rows], self.wav_ids[rows], wave_collate)
+        return Examples(dataset, self.y[rows], self.wav_ids[rows], wave_collate if self.uses_attention_mask else crop_collate,
+                        lengths=None if self.lengths is None else self.lengths[rows], gpu_workers=loader_workers())
 
     def model(self) -> SSLFineTuner:
         return SSLFineTuner.from_params(self.load_encoder(), self.n_classes, self.params)

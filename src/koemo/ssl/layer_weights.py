@@ -43,12 +43,12 @@ def with_layer_weights(paths, metrics: Mapping[str, Any], runtime: Mapping[str, 
     metrics file; `paths` is its `train.runner.TrainingPaths`)."""
     from accelerate import PartialState
 
-    from koemo.metrics import write_metrics
+    from koemo.train.runner import write_stage_metrics
 
     per_fold = layer_weights(paths.model_dir)
     extra = {"ssl_encoder": encoder["encoder"], "ssl_source": encoder["source"], "rows_without_audio": rows_without_audio,
              "layer_weights": {"per_fold": per_fold, "mean": np.mean(per_fold, axis=0).round(4).tolist() if per_fold else []}}
     full = {**metrics, **extra}
     if PartialState().is_main_process:
-        write_metrics(paths.metrics, full, paths.runtime, runtime)
+        write_stage_metrics(paths, full, runtime)
     return full

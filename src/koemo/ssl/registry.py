@@ -15,7 +15,8 @@ import numpy as np
 
 from koemo.hub import EncoderUnavailable, unknown_entry, WeightsRef, describe_source, from_pretrained, load_model, locate
 
-_HUB_FILES = ("config.json", "preprocessor_config.json", "*.safetensors", "*.safetensors.index.json")
+# What a load reads: the download's --include list (not the optimizer state or pickles a fine-tune repo also holds)
+HUB_FILES = ("config.json", "preprocessor_config.json", "model.safetensors")
 
 
 def unknown_audio_encoder(name: str, registry: Mapping[str, Any], key: str = "the stage argument") -> EncoderUnavailable:
@@ -43,7 +44,7 @@ class AudioEncoderSpec:
 
     def weights(self) -> WeightsRef:
         return WeightsRef("Audio encoder", "audio_encoders", self.name, self.hub_id, self.path, "tiny_audio_encoders",
-                          _HUB_FILES, required=("config.json", "preprocessor_config.json"),
+                          HUB_FILES, required=("config.json", "preprocessor_config.json"),
                           files_hint="config.json, preprocessor_config.json, model.safetensors", revision=self.revision)
 
 
@@ -56,7 +57,7 @@ class AudioEncoder:
     sample_rate: int          # the rate it was trained on; clips are resampled to it
     normalize: bool           # zero-mean unit-variance per clip before the model (the checkpoint's preprocessing)
     uses_attention_mask: bool  # False for group-norm models (wav2vec2-base): padding would change their output
-    source: str               # the hub id, "local-tiny", or "local:<path>"
+    source: str               # "<hub id>@<commit loaded>", "local-tiny", or "local:<path>"
 
     @property
     def dim(self) -> int:

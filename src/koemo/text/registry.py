@@ -7,7 +7,9 @@ tokenizers with `AutoTokenizer` or, for KoBERT, from its `spiece.model` (see `sp
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from koemo.hub import (MARKER, EncoderUnavailable, unknown_entry, WeightsRef, describe_source, from_pretrained,  # noqa: F401  (re-exported)
@@ -15,9 +17,30 @@ from koemo.hub import (MARKER, EncoderUnavailable, unknown_entry, WeightsRef, de
 
 POOLINGS = ("cls", "mean")
 TOKENIZER_KINDS = ("auto", "sentencepiece")
-# Enough to load a model + tokenizer (safetensors weights only).
-_HUB_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-              "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "*.safetensors", "*.safetensors.index.json")
+# What a load reads (safetensors weights only), per tokenizer kind: the download's --include list. A name the repo
+# lacks (KoELECTRA has no tokenizer.json) is simply not fetched.
+HUB_FILES = {"auto": ("config.json", "model.safetensors", "tokenizer_config.json", "special_tokens_map.json",
+                      "tokenizer.json", "vocab.txt", "vocab.json", "merges.txt"),
+             "sentencepiece": ("config.json", "model.safetensors", "tokenizer_config.json", "spiece.model")}
+# Tokenizer classes that `tokenizer: auto` gets wrong for a BERT-layout model: KoBERT's config names XLNetTokenizer,
+# which puts [SEP] [CLS] at the end and pads on the left (and needs protobuf to convert).
+_SENTENCEPIECE_ONLY = ("XLNetTokenizer", "XLNetTokenizerFast")
+
+
+def tokenizer_problem(name: str, tokenizer: str, directory: Path) -> tuple[str, str] | None:
+    """(why, the fix) when `encoders.<name>.tokenizer` is wrong for the files in `directory` (None: it is right)."""
+    config = directory / "tokenizer_config.json"
+    if tokenizer != "auto" or not config.is_file():
+        return None
+    try:
+        named = json.loads(config.read_text(encoding="utf-8")).get("tokenizer_class")
+    except (ValueError, AttributeError):
+        return None
+    if named in _SENTENCEPIECE_ONLY:
+        return (f"encoders.{name}.tokenizer is auto, but its tokenizer_config.json names {named}: AutoTokenizer would "
+                "put [SEP] [CLS] at the end and pad on the left (KoBERT is [CLS] … [SEP], right-padded)",
+                f"set `encoders.{name}.tokenizer: sentencepiece` (koemo's own reader of its spiece.model)")
+    return None
 
 
 def unknown_encoder(name: str, registry: Mapping[str, Any], key: str = "the stage argument") -> EncoderUnavailable:
@@ -52,7 +75,8 @@ class EncoderSpec:
         return cls(name, hub_id or None, path or None, tokenizer, pooling, max_length, spec.get("revision") or None)
 
     def weights(self) -> WeightsRef:
-        return WeightsRef("Text encoder", "encoders", self.name, self.hub_id, self.path, "tiny_encoders", _HUB_FILES,
+        return WeightsRef("Text encoder", "encoders", self.name, self.hub_id, self.path, "tiny_encoders",
+                          HUB_FILES[self.tokenizer],
                           files_hint="config.json, model.safetensors, tokenizer files", revision=self.revision)
 
 
@@ -67,7 +91,7 @@ class Encoder:
     pad_id: int
     pooling: str
     max_length: int
-    source: str  # the hub id (@revision), "local-tiny", or "local:<path>"
+    source: str  # "<hub id>@<commit loaded>", "local-tiny", or "local:<path>"
     unk_id: int | None = None                  # the tokenizer's unknown token
     special_ids: frozenset[int] = frozenset()  # [CLS], [SEP], [PAD], …: not text, so not counted as tokens
 
@@ -89,6 +113,10 @@ def load_encoder(name: str, spec_params: Mapping[str, Any], gradient_checkpointi
     spec = EncoderSpec.from_params(name, spec_params)
     ref = spec.weights()
     directory = locate(ref)
+    problem = tokenizer_problem(name, spec.tokenizer, Path(directory))
+    if problem:
+        raise EncoderUnavailable(f"Text encoder '{name}' ({describe_source(ref, directory)}): {problem[0]}; "
+                                 f"{problem[1]}.")
     model = load_model(ref, directory, gradient_checkpointing, dtype=torch.float32)
     if spec.tokenizer == "sentencepiece":
         from koemo.text.sp_tokenizer import SentencePieceBertTokenizer

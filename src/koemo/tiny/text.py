@@ -76,13 +76,14 @@ def train_wordpiece_vocab(texts: Sequence[str], vocab_size: int) -> dict[str, in
     return {token: i for i, token in enumerate(vocab)}
 
 
-def train_byte_bpe(texts: Sequence[str], vocab_size: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """A byte-level BPE vocabulary + merges, as RoBERTa uses (its trainer numbers tokens deterministically)."""
+def train_byte_bpe(texts: Sequence[str], vocab_size: int,
+                   specials: Sequence[str] = BPE_SPECIALS) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A byte-level BPE vocabulary + merges, as RoBERTa (and Whisper) use (its trainer numbers tokens deterministically)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.train_from_iterator(list(texts), trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=BPE_SPECIALS,
+    tok.train_from_iterator(list(texts), trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(specials),
                                                              initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                                              show_progress=False))
     model = json.loads(tok.to_str())["model"]

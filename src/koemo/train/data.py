@@ -25,7 +25,8 @@ class Examples:
     labels: np.ndarray
     ids: np.ndarray
     collate: Callable[[list], dict[str, Any]]
-    lengths: np.ndarray | None = None  # token counts: batch rows of similar length together
+    lengths: np.ndarray | None = None  # token counts / samples: batch rows of similar length together
+    gpu_workers: int = 0  # DataLoader workers when training on a GPU (decoding overlaps the GPU's steps); 0 on CPU
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, dtype=np.int64)
@@ -77,7 +78,9 @@ class EpochBatchSampler:
 
 def make_loader(examples: Examples, batch_size: int, shuffle: bool, seed: int = 0,
                 shard: tuple[int, int] | None = None) -> DataLoader:
-    """A single-process DataLoader (num_workers=0: nothing nondeterministic, nothing to fork on 2 cores). `shard`
+    """A DataLoader over `examples`' batches. On the CPU a single process (num_workers=0: nothing to fork on 2 cores);
+    on a GPU, examples that decode per row (`gpu_workers`, the fine-tuning wavs) get that many workers, each
+    prefetching batches while the GPU computes (the batches and their order are the sampler's either way). `shard`
     (processes, this one's index): each global batch of `batch_size` rows is cut in that many slices and this
     process reads its own (`distributed.ShardedBatchSampler`)."""
     sampler = EpochBatchSampler(len(examples), batch_size, shuffle, seed, examples.lengths)
@@ -85,7 +88,9 @@ def make_loader(examples: Examples, batch_size: int, shuffle: bool, seed: int = 
         from koemo.train.distributed import ShardedBatchSampler
 
         sampler = ShardedBatchSampler(sampler, *shard)
-    return DataLoader(examples.dataset, batch_sampler=sampler, collate_fn=examples.collate, num_workers=0)
+    workers = examples.gpu_workers if examples.gpu_workers and torch.cuda.is_available() else 0
+    extra = {"prefetch_factor": 4, "pin_memory": True, "persistent_workers": True} if workers else {}
+    return DataLoader(examples.dataset, batch_sampler=sampler, collate_fn=examples.collate, num_workers=workers, **extra)
 
 
 class ArrayRows(Dataset):

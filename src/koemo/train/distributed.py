@@ -97,7 +97,27 @@ def run_in_processes(stage: str, runtime: Mapping[str, Any] | None, script: str 
             run(get_args_parser().parse_args(launch))
         except ChildFailedError as failed:
             raise UserError(failure_message(stage, failed, Path(logs), count, time.perf_counter() - started)) from None
+        except RuntimeError as err:  # torch.distributed.DistError: the machines never met (rendezvous timed out)
+            if nodes() == 1 or "DistError" not in {c.__name__ for c in type(err).__mro__}:
+                raise
+            raise UserError(join_failure(stage, err, time.perf_counter() - started)) from None
     return True
+
+
+def join_failure(stage: str, err: BaseException, seconds: float) -> str:
+    """One line for a multi-machine run whose machines never all met. torchrun's static rendezvous waits
+    `PET_RDZV_CONF=timeout=<s>` (its default 600 s): machine 0 for the others to join, the others to reach it."""
+    node, total = os.environ.get("PET_NODE_RANK", "0"), nodes()
+    where = f"{os.environ.get('PET_MASTER_ADDR', '127.0.0.1')}:{os.environ.get('PET_MASTER_PORT', '29500')}"
+    said = str(err).strip().splitlines()[0][:160]
+    rerun = "or wait longer with PET_RDZV_CONF=timeout=<seconds> (torchrun's default 600)"
+    if node == "0":
+        return (f"machine 0 of {total} waited {seconds:.0f} s at {where} and not every machine joined ({said}): on "
+                f"each other machine run this stage's command (`dvc repro --dry -f -s {stage}` prints it) with "
+                f"PET_NODE_RANK={'1' if total == 2 else f'1…{total - 1}'} and the same PET_NNODES, PET_MASTER_ADDR and PET_MASTER_PORT, {rerun}")
+    return (f"machine {node} of {total} could not reach machine 0 at {where} within {seconds:.0f} s ({said}): start "
+            f"machine 0's `dvc repro` (it hosts the rendezvous) and check that PET_MASTER_ADDR/PET_MASTER_PORT name it "
+            f"and the port is open, {rerun}")
 
 
 def failure_message(stage: str, failed, logs: Path, count: int, seconds: float) -> str:

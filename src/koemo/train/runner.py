@@ -1,8 +1,8 @@
 """What every training stage does once its inputs are built: CV, then predictions, models, metrics, plots.
 
 Outputs of model `<m>` (stage `train_<m>`; dvc.yaml passes every path): the predictions parquet, the model
-directory (config.json + fold<k>/model.safetensors and fold files), the metrics and runtime JSON, the test
-confusion CSV and the dvclive curves.
+directory (config.json + fold<k>/model.safetensors and fold files), the headline metrics, the report (every
+detail) and the runtime JSON (`koemo.metrics.write_metrics`), the test confusion CSV and the dvclive curves.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from koemo.io import atomic_dir, write_csv, write_json, write_parquet
-from koemo.metrics import add_metrics_args, format_rate, write_metrics
+from koemo.metrics import add_metrics_args, format_rate, model_headline, write_metrics
 from koemo.train.cv import (CVResult, FoldJob, FoldPlan, FoldTrainer, confusion_table, cross_validate, kept_files,
                             plan_folds, predictions_frame, summarize, torch_folds)
 from koemo.train.distributed import broadcast
@@ -37,17 +37,18 @@ class TrainingPaths:
     predictions: Path
     confusion: Path
     live: Path
-    metrics: Path
+    metrics: Path                            # the headline (`koemo.metrics.MODEL_HEADLINE`)
     runtime: Path
+    report: Path                             # every detail: per-class, confusion, CV folds, intervals, per-group, …
     resume_dir: Path | None = None           # finished folds and the fold in progress of an interrupted run
     inputs: tuple[Path, ...] = ()            # what the model reads besides labels (features, embeddings, …)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TrainingPaths":
-        outputs = {"model_dir", "predictions", "confusion", "live", "metrics", "runtime", "resume_dir", "labels"}
+        outputs = {"model_dir", "predictions", "confusion", "live", "metrics", "runtime", "report", "resume_dir", "labels"}
         inputs = tuple(value for key, value in sorted(vars(args).items()) if key not in outputs and isinstance(value, Path))
         return cls(args.labels, args.model_dir, args.predictions, args.confusion, args.live, args.metrics, args.runtime,
-                   args.resume_dir, inputs)
+                   args.report, args.resume_dir, inputs)
 
 
 def training_parser(description: str) -> argparse.ArgumentParser:
@@ -87,8 +88,9 @@ def write_curves(directory: str | Path, result: CVResult) -> None:
                 for key, value in row.items():
                     if key != "epoch":
                         live.log_metric(f"fold{record.fold}/{key}", float(value), timestamp=False)
-        live.make_summary()
         live.end()
+        # the per-fold scalars stay curves (plots): dvclive's summary of their last values is no headline metric
+        (Path(tmp) / "metrics.json").unlink(missing_ok=True)
 
 
 def resume_key(model: str, recorded: Mapping[str, Any], paths: TrainingPaths) -> str:
@@ -156,7 +158,7 @@ def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str],
         result = cross_validate(labels, plans, train_fold, len(classes), out_dir=fold_store,
                                 resume=paths.resume_dir is not None, progress=main_process and (trainer is None or trainer.config.progress),
                                 saves=main_process, share=broadcast)
-        metrics = {"model": model, **summarize(labels, result, classes, folds, valid_fraction)}
+        metrics = {"model": model, **summarize(labels, result, classes, folds, valid_fraction), "params": dict(recorded)}
         if evaluation is not None:
             from koemo.evaluation import attach_groups, evaluate_test
 
@@ -178,7 +180,7 @@ def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str],
                 write_curves(paths.live, result)
             write_parquet(paths.predictions, predictions_frame(labels, result, classes))
             write_csv(paths.confusion, confusion_table(labels, result, classes))
-            write_metrics(paths.metrics, metrics, paths.runtime, runtime)
+            write_stage_metrics(paths, metrics, runtime)
     if trainer is not None and trainer.accelerator.num_processes > 1:
         import torch.distributed as dist
 
@@ -193,6 +195,11 @@ def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str],
     return metrics, runtime
 
 
+def write_stage_metrics(paths: TrainingPaths, report: Mapping[str, Any], runtime: Mapping[str, Any]) -> None:
+    """A training stage's headline, report and runtime files (the one writer, `koemo.metrics.write_metrics`)."""
+    write_metrics(paths.metrics, model_headline(report), paths.report, report, paths.runtime, runtime)
+
+
 def warn_near_collapse(model: str, metrics: Mapping[str, Any], threshold: float) -> None:
     """A warning on stderr when a class is almost never recovered on the test set (its recall below `threshold`,
     `train.warn_min_recall`): the model may still beat the baseline while effectively ignoring that class."""
@@ -202,7 +209,7 @@ def warn_near_collapse(model: str, metrics: Mapping[str, Any], threshold: float)
     if test.get("rows") and test["min_recall"] < threshold:
         print(f"train_{model}: WARNING: test recall of {test['min_recall_class']!r} is {test['min_recall']:.3f}, below "
               f"train.warn_min_recall={threshold} (predicted for {test['predicted_share'][test['min_recall_class']]:.1%} "
-              f"of test rows): the model nearly ignores that class; see metrics/train_{model}.json", file=sys.stderr)
+              f"of test rows): the model nearly ignores that class; see reports/train_{model}.json", file=sys.stderr)
 
 
 def runtime_figures(result: CVResult, trainer: Trainer | None, seconds: float) -> dict:

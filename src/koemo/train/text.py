@@ -22,6 +22,10 @@ class TextClassifier(nn.Module):
 
     def __init__(self, encoder: nn.Module, n_classes: int, pooling: str = "cls", dropout: float = 0.1):
         super().__init__()
+        if getattr(encoder, "pooler", None) is not None:
+            # BERT / RoBERTa's pooler (dense + tanh over [CLS]) is never used here: its weights would get no gradient,
+            # and DDP (several processes, no find_unused_parameters) fails at the second step on such parameters
+            encoder.pooler = None
         self.encoder = encoder
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)

@@ -25,7 +25,7 @@ from koemo.train.data import Examples, make_loader
 from koemo.train.distributed import broadcast, gather, gather_rows, launched
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-DEVICES = ("auto", "cpu")
+DEVICES = ("auto", "cpu", "cuda")
 SCHEDULES = ("constant", "cosine", "linear")
 
 
@@ -41,7 +41,7 @@ class TrainConfig:
     class_weighted: bool = True     # cross-entropy weighted by inverse training-class frequency
     patience: int | None = 3        # epochs without a better validation macro-F1 before stopping (None: never)
     precision: str = "auto"         # auto: bf16/fp16 on CUDA, fp32 elsewhere
-    device: str = "auto"            # auto: what accelerate finds (CUDA → MPS → CPU); cpu forces CPU
+    device: str = "auto"            # auto: what accelerate finds (CUDA → MPS → CPU); cpu forces CPU; cuda demands a GPU
     seed: int = 0
     progress: bool = True
 
@@ -83,7 +83,9 @@ def mixed_precision(precision: str, device_type: str) -> str:
     if precision == "fp32" or device_type != "cuda":
         return "no"  # CPU/MPS stay fp32: reproducible, and CPU autocast rarely pays off for these models
     if precision == "auto":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        from koemo.device import bf16_native
+
+        return "bf16" if bf16_native() else "fp16"  # fp16 gets accelerate's GradScaler
     return precision
 
 
@@ -92,6 +94,12 @@ def make_accelerator(precision: str = "auto", device: str = "auto"):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
+    from koemo.device import require_cuda, warn_unusable_gpu
+
+    if device == "cuda":
+        require_cuda("train.device")
+    elif device == "auto" and not torch.cuda.is_available():
+        warn_unusable_gpu()
     # accelerate only joins a torchrun process group on CPU when told cpu=True (with cpu=False and no GPU it falls back
     # to one process per worker: N independent runs racing on the same files)
     cpu = device == "cpu" or (launched() and not torch.cuda.is_available())
@@ -246,7 +254,7 @@ class Trainer:
                 optimizer.step()
                 scheduler.step()
                 loss_sum += loss.detach() * rows
-                seen += rows
+                seen += len(labels)  # this process' rows; summed over the processes below
                 continue
             logits = model(**batch)
             loss = criterion(logits.float(), labels)
@@ -260,6 +268,7 @@ class Trainer:
             seen += len(labels)
         if acc.num_processes > 1:
             loss_sum = acc.reduce(loss_sum, reduction="sum")  # each process summed its share of each batch's mean
+            seen = int(acc.reduce(torch.tensor(float(seen), device=acc.device), reduction="sum").item())
         return float(loss_sum), seen
 
     def _shard_loss(self, model, batch, labels, criterion) -> tuple[torch.Tensor, int]:
@@ -268,12 +277,13 @@ class Trainer:
         import torch.nn.functional as F
 
         weight = criterion.weight
-        local = torch.stack([weight[labels].sum() if weight is not None else torch.tensor(float(len(labels))),
-                             torch.tensor(float(len(labels)))]).to(self.accelerator.device)
+        rows = torch.full((), float(len(labels)), device=labels.device)  # built on the labels' device: a CPU
+        # tensor stacked with a CUDA one is an error, and this runs on every step
+        local = torch.stack([weight[labels].sum() if weight is not None else rows, rows])
         total = self.accelerator.reduce(local, reduction="sum")
         logits = model(**batch)
         losses = F.cross_entropy(logits.float(), labels, weight=weight, reduction="none")
-        return losses.sum() / total[0], int(total[1].item())
+        return losses.sum() / total[0], total[1]  # the global batch's rows, left on the device (no sync per step)
 
     def predict(self, model: nn.Module, examples: Examples, batch_size: int | None = None) -> np.ndarray:
         """float32 class probabilities [rows, classes] in `examples` order."""
@@ -346,7 +356,9 @@ def _set_rng_states(states: dict) -> None:
 
     torch.set_rng_state(states["torch"])
     if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        # one state per GPU visible when saved; a resume may see fewer (or more): set those that exist
+        for index, state in enumerate(states["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state, index)
     kind, keys, pos, has_gauss, gauss = states["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     version, state, gauss_next = states["python"]

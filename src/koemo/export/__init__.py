@@ -1,0 +1,1 @@
+"""`koemo export`: the trained models as one self-contained folder (weights, tokenizers, settings, stack, card)."""
