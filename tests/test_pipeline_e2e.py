@@ -330,6 +330,10 @@ def test_two_processes_from_dvc_repro_train_text_with_bert_and_roberta(demo_repo
     assert demo_repo.status_is_clean("train_text")
 
 
+@pytest.mark.slow(reason="covered faster: tests/test_distributed.py::test_two_processes_train_and_predict_as_one_and_only_"
+                        "rank_0_writes (2 vs 1 torchrun process, rank 0 writes once), tests/test_resume.py::test_a_stage_"
+                        "killed_after_fold_0_reruns_only_fold_1_and_matches_an_uninterrupted_run (kill → fold reuse, same "
+                        "bytes), test_dvc_deps.py::test_runtime_is_no_stage_param (processes never makes a stage stale)")
 def test_two_processes_from_dvc_repro_match_one_and_resume_after_a_kill(demo_repo):
     """`runtime.processes: 2` and `dvc repro`: train_text (fine-tunes the tiny encoder) and train_egemaps (cached
     features) each run as 2 torchrun workers (gloo), predict every row once, have rank 0 write each output once, and

@@ -76,7 +76,7 @@ def _stage_inputs(root: Path, n: int = 480) -> None:
         writer.close()
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     params["train"].update(folds=2, patience=100, valid_fraction=0.15)
-    params["train_multimodal"].update(epochs=30, channels=32, hidden=16, batch_size=8)
+    params["train_multimodal"].update(epochs=12, channels=32, hidden=16, batch_size=8)
     (root / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
 
 
