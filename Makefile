@@ -63,7 +63,7 @@ proxy: $(STAMP)
 plots-template: $(STAMP)
 	rm -rf .npm-vega && mkdir .npm-vega && cd .npm-vega && npm pack --silent vega@5 vega-lite@5 vega-embed@6 \
 		&& for f in *.tgz; do mkdir "$${f%.tgz}" && tar xzf "$$f" -C "$${f%.tgz}" --strip-components=1; done
-	$(BIN)/python -m koemo.plots_page --npm .npm-vega --out .dvc/plots.html
+	$(BIN)/python -m koemo.ops.plots_page --npm .npm-vega --out .dvc/plots.html
 	rm -rf .npm-vega
 
 ## make browser: headless Chromium (Debian) for tests/test_plots_page.py, which is skipped without it

@@ -4,7 +4,7 @@ Synthesises `--clips` voice-like clips (3–6 s, 48 kHz 16-bit mono, like the AI
 so it needs no pipeline output. Reference-style `mel`: librosa.load at the native rate (torchaudio.load needs
 torchcodec, not installed) + torchaudio MelSpectrogram(n_fft=400, hop_length=160, n_mels=128) + AmplitudeToDB,
 cropped/padded per file; timed twice: the transform built per file (as the reference project's loop) and hoisted out of
-the loop (the strongest per-file baseline). Stage: `koemo.features.cache.extract_pass` as the stage runs it
+the loop (the strongest per-file baseline). Stage: `koemo.features.mel.cache.extract_pass` as the stage runs it
 (thread-pool decode + soxr to 16 kHz, batched torch STFT, shards + index written), no augmentation. Also the
 reference project's `melmean` loop (librosa.load at 22,050 Hz + melspectrogram(n_mels=13) + power_to_db(ref=max) + mean)
 against the stage's melmean, and the GPU figure when CUDA is available. Paths alternate `--repeats` times;
@@ -81,9 +81,9 @@ def reference_melmean(paths) -> np.ndarray:
 
 def stage_run(labels, kind: str, workers: int, device, directory: Path) -> float:
     """Wall seconds of the stage's pass (`extract_pass`: pool, decode, features, shards, index), no augmentation."""
-    from koemo.features.augment import AugmentSpec
-    from koemo.features.cache import extract_pass
-    from koemo.features.spectral import FeatureSpec
+    from koemo.features.mel.augment import AugmentSpec
+    from koemo.features.mel.cache import extract_pass
+    from koemo.features.mel.spectral import FeatureSpec
 
     spec = FeatureSpec.from_params(kind, AUDIO)
     out = Path(tempfile.mkdtemp(dir=directory))
@@ -116,8 +116,8 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="At least one mel filterbank")
     import torch
 
-    from koemo.decode import decode_clips
-    from koemo.params import load_params
+    from koemo.clips.decode import decode_clips
+    from koemo.core.params import load_params
 
     global AUDIO
     AUDIO = load_params()["audio"]

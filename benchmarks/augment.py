@@ -3,7 +3,7 @@ the same clips in one run, and how far apart their outputs are.
 
 Clips are speech-like harmonic signals with clip lengths drawn like the real corpus (median 3.9 s, 1-16 s) at
 16 kHz. The reference is `librosa.effects.time_stretch(rate=0.8)` + `pitch_shift(n_steps=0.7)` clip by clip, run
-inline and in a 2-process pool (how the stage ran it before); the stage's path is `koemo.features.augment.
+inline and in a 2-process pool (how the stage ran it before); the stage's path is `koemo.features.mel.augment.
 augment_batch` over the same batches the stage forms (`audio.batch_seconds`), on CPU and, when present, on CUDA.
 Equivalence: the mean log-spectral distance (dB, over the 80 dB below each clip's peak) between the two outputs.
 
@@ -55,8 +55,8 @@ def reference(waves, workers: int):
 
 
 def stage(waves, batch_seconds: float, device):
-    from koemo.extraction import budget_slices
-    from koemo.features.augment import AugmentSpec, augment_batch
+    from koemo.clips.extraction import budget_slices
+    from koemo.features.mel.augment import AugmentSpec, augment_batch
 
     spec = AugmentSpec(("stretch", "pitch"), 1, 0, 0.005, 0.8, 0.7)
     out = []
@@ -102,7 +102,7 @@ def main() -> None:
     base = rows["librosa loop, 2 processes (the old stage)"]
     for name, t in rows.items():
         print(f"  {name:48s} {t:7.2f} s = {seconds / t:7.0f}× real time → {base / t:5.2f}× the old stage")
-    from koemo.features.augment import log_spectral_distance
+    from koemo.features.mel.augment import log_spectral_distance
 
     stretch = [log_spectral_distance(o[0], r[0]) for o, r in zip(ours, ref)]
     pitch = [log_spectral_distance(o[1], r[1]) for o, r in zip(ours, ref)]

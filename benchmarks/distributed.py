@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def worker(rows: int, repeats: int, base: bool) -> None:
-    from koemo.params import load_params
+    from koemo.core.params import load_params
     from koemo.train.trainer import TrainConfig, Trainer
     from train_step import CLASSES, base_text_case, best_epoch_rate, text_case
 

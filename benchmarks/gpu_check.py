@@ -127,7 +127,7 @@ def _finetune_steps(budget: float) -> None:
 
 
 def _gpu_usable() -> tuple[bool, str]:
-    """(usable, the "no GPU" line): torch imports and sees CUDA, else why not (and the fix, from koemo.device)."""
+    """(usable, the "no GPU" line): torch imports and sees CUDA, else why not (and the fix, from koemo.core.device)."""
     try:
         import torch
     except ImportError as err:
@@ -146,7 +146,7 @@ def _gpu_usable() -> tuple[bool, str]:
     if listed:
         try:
             sys.path.insert(0, str(REPO / "src"))
-            from koemo.device import unusable_gpu_reason
+            from koemo.core.device import unusable_gpu_reason
 
             reason = unusable_gpu_reason(listed, _driver())
         except Exception:  # the project's modules need packages this machine may lack
@@ -242,7 +242,7 @@ def _bert_classifier(torch):
     torch.manual_seed(0)
     encoder = BertModel(BertConfig(**BERT_CONFIG), add_pooling_layer=False)
 
-    class Classifier(torch.nn.Module):  # the shape of koemo.train.text.TextClassifier (cls pooling, linear head)
+    class Classifier(torch.nn.Module):  # the shape of koemo.models.text.TextClassifier (cls pooling, linear head)
         def __init__(self):
             super().__init__()
             self.encoder, self.head = encoder, torch.nn.Linear(BERT_CONFIG["hidden_size"], 4)
@@ -298,7 +298,7 @@ def _estimate(job: str) -> str:
     """koemo check's figure for the same job, when the project imports here."""
     try:
         sys.path.insert(0, str(REPO / "src"))
-        from koemo.check import gpu_estimate
+        from koemo.check.checks import gpu_estimate
 
         params = {"text": {"model": "bert"}, "encoders": {"bert": {"hub_id": "klue/roberta-base", "max_length": BERT_TOKENS}},
                   "train_text": {"batch_size": BERT_BATCH}, "ssl": {"model": "xlsr"},
@@ -348,7 +348,7 @@ def step_xlsr_extract(args) -> int:
 
 def _finetuner(torch):
     encoder = _xlsr(torch)
-    encoder.freeze_feature_encoder()  # the project's recipe (koemo.ssl.finetune)
+    encoder.freeze_feature_encoder()  # the project's recipe (koemo.models.wav2vec2_finetune)
 
     class FineTuner(torch.nn.Module):
         def __init__(self):
@@ -471,7 +471,7 @@ def _wave_dataset(paths):
 
     try:
         sys.path.insert(0, str(REPO / "src"))
-        from koemo.ssl.finetune import WaveRows, wave_collate
+        from koemo.models.wav2vec2_finetune import WaveRows, wave_collate
 
         def collate(items):
             batch = wave_collate(items)

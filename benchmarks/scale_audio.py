@@ -82,9 +82,9 @@ def _labels(directory: Path, ids: list[str]) -> pd.DataFrame:
 
 def audio_pass(labels: pd.DataFrame, audio: dict, out: Path) -> tuple[float, float, float]:
     """(CPU seconds, wall seconds, audio seconds) of the stage's pass on `labels`."""
-    from koemo.features.augment import AugmentSpec
-    from koemo.features.cache import extract_pass
-    from koemo.features.spectral import FeatureSpec
+    from koemo.features.mel.augment import AugmentSpec
+    from koemo.features.mel.cache import extract_pass
+    from koemo.features.mel.spectral import FeatureSpec
 
     specs = [FeatureSpec.from_params(kind, audio) for kind in ("mel", "melmean")]
     outs = [Path(tempfile.mkdtemp(dir=out)) / kind for kind in ("mel", "melmean")]
@@ -106,7 +106,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from koemo.params import load_params
+    from koemo.core.params import load_params
 
     torch.set_num_threads(1)  # one thread for the batched math, as `runtime.threads: auto` gives two jobs on 2 cores
     audio = load_params(REPO / "params.yaml")["audio"]

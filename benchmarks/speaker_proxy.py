@@ -22,7 +22,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from koemo.split import SplitError, assign_split, describe_groups, make_groups  # noqa: E402
+from koemo.labels.split import SplitError, assign_split, describe_groups, make_groups  # noqa: E402
 
 CLASSES = ["angry", "happiness", "neutral", "sadness"]
 SHARES = [0.26, 0.16, 0.24, 0.34]

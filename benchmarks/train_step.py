@@ -23,11 +23,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from koemo.params import load_params  # noqa: E402
+from koemo.core.params import load_params  # noqa: E402
+from koemo.models.audio import AudioResNet  # noqa: E402
+from koemo.models.multimodal import MultimodalConv1D  # noqa: E402
+from koemo.models.text import TextClassifier  # noqa: E402
 from koemo.train.data import ArrayRows, Examples, PadCollate, TokenRows, stack_collate  # noqa: E402
-from koemo.train.audio import AudioResNet  # noqa: E402
-from koemo.train.multimodal import MultimodalConv1D  # noqa: E402
-from koemo.train.text import TextClassifier  # noqa: E402
 from koemo.train.trainer import TrainConfig, Trainer, describe_device, seed_everything  # noqa: E402
 
 CLASSES = 4

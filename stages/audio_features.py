@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.errors import UserError
-from koemo.stage_runner import run_stage
-from koemo.extraction import LABEL_COLUMNS, check_failures
-from koemo.features.augment import AugmentSpec
-from koemo.features.cache import extract_pass, open_outputs
-from koemo.features.spectral import KINDS, FeatureSpec
-from koemo.metrics import add_metrics_args, data_headline, format_rate, write_metrics
-from koemo.params import load_params
+from koemo.clips.extraction import LABEL_COLUMNS, check_failures
+from koemo.core.errors import UserError
+from koemo.core.metrics import add_metrics_args, data_headline, format_rate, write_metrics
+from koemo.core.params import load_params
+from koemo.core.runner import run_stage
+from koemo.features.mel.augment import AugmentSpec
+from koemo.features.mel.cache import extract_pass, open_outputs
+from koemo.features.mel.spectral import KINDS, FeatureSpec
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,13 +4,13 @@ import argparse
 import time
 from pathlib import Path
 
-from koemo import kemdy
-from koemo.aihub import SOURCES, NoAIHubData, UnknownSource, read_aihub_dir, summarize
-from koemo.stage_runner import run_stage
-from koemo.io import write_csv, write_parquet
-from koemo.metrics import add_metrics_args, data_headline, write_metrics
-from koemo.params import load_params
-from koemo.wav_index import fingerprint_wavs
+from koemo.core.io import write_csv, write_parquet
+from koemo.core.metrics import add_metrics_args, data_headline, write_metrics
+from koemo.core.params import load_params
+from koemo.core.runner import run_stage
+from koemo.corpus import kemdy
+from koemo.corpus.aihub import SOURCES, NoAIHubData, UnknownSource, read_aihub_dir, summarize
+from koemo.corpus.wav_index import fingerprint_wavs
 
 
 def main(argv: list[str] | None = None) -> None:

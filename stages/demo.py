@@ -5,10 +5,10 @@ import os
 import time
 from pathlib import Path
 
+from koemo.core.metrics import add_metrics_args, data_headline, write_metrics
+from koemo.core.params import load_params
+from koemo.core.runner import run_stage
 from koemo.demo import build_demo_corpus, write_disabled
-from koemo.stage_runner import run_stage
-from koemo.metrics import add_metrics_args, data_headline, write_metrics
-from koemo.params import load_params
 
 # Each utterance is synthesised by a fresh espeak-ng instance, so the bytes do not depend on this.
 WORKERS = min(2, os.cpu_count() or 1)

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.stage_runner import run_stage
-from koemo.extraction import LABEL_COLUMNS, check_failures
+from koemo.clips.extraction import LABEL_COLUMNS, check_failures
+from koemo.core.io import atomic_dir
+from koemo.core.metrics import add_metrics_args, data_headline, format_rate, write_metrics
+from koemo.core.params import load_params
+from koemo.core.runner import run_stage
 from koemo.features.egemaps import extract_egemaps
-from koemo.io import atomic_dir
-from koemo.metrics import add_metrics_args, data_headline, format_rate, write_metrics
-from koemo.params import load_params
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.stage_runner import run_stage
-from koemo.io import write_parquet
-from koemo.labels import build_label_table
-from koemo.metrics import add_metrics_args, data_headline, write_metrics
-from koemo.params import load_params
+from koemo.core.io import write_parquet
+from koemo.core.metrics import add_metrics_args, data_headline, write_metrics
+from koemo.core.params import load_params
+from koemo.core.runner import run_stage
+from koemo.labels.aggregate import build_label_table
 
 
 def main(argv: list[str] | None = None) -> None:

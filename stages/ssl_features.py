@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.device import resolve_device
-from koemo.stage_runner import run_stage
-from koemo.extraction import check_failures
-from koemo.io import atomic_dir
-from koemo.metrics import add_metrics_args, data_headline, format_rate, write_metrics
-from koemo.params import load_params
+from koemo.clips.extraction import check_failures
+from koemo.core.device import resolve_device
+from koemo.core.io import atomic_dir
+from koemo.core.metrics import add_metrics_args, data_headline, format_rate, write_metrics
+from koemo.core.params import load_params
+from koemo.core.runner import run_stage
 from koemo.ssl.cache import extract_features
 from koemo.ssl.registry import load_audio_encoder, unknown_audio_encoder
 

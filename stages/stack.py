@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.evaluation import ci_phrase, evaluation_params, gap_phrase
-from koemo.stage_runner import run_stage
-from koemo.io import write_csv, write_json, write_parquet
-from koemo.metrics import add_metrics_args, confusion_rows, model_headline, write_metrics
-from koemo.params import load_params
-from koemo.stack import load_base_predictions, prob_columns, run_stack
+from koemo.core.io import write_csv, write_json, write_parquet
+from koemo.core.metrics import add_metrics_args, confusion_rows, model_headline, write_metrics
+from koemo.core.params import load_params
+from koemo.core.runner import run_stage
+from koemo.train.evaluation import ci_phrase, evaluation_params, gap_phrase
+from koemo.train.stack import load_base_predictions, prob_columns, run_stack
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 
 from koemo.asr.text_source import apply_texts, texts_argument
-from koemo.stage_runner import run_stage
-from koemo.io import atomic_dir
-from koemo.metrics import add_metrics_args, data_headline, format_rate, write_metrics
-from koemo.params import load_params
-from koemo.shards import ShardWriter
+from koemo.core.io import atomic_dir
+from koemo.core.metrics import add_metrics_args, data_headline, format_rate, write_metrics
+from koemo.core.params import load_params
+from koemo.core.runner import run_stage
+from koemo.core.shards import ShardWriter
 from koemo.text.embed import embed_labels, resolve_device
 from koemo.text.registry import load_encoder, unknown_encoder
 

@@ -6,10 +6,10 @@ from pathlib import Path
 import pandas as pd
 
 from koemo.asr.text_source import build_texts
-from koemo.io import write_parquet
-from koemo.metrics import add_metrics_args, data_headline, write_metrics
-from koemo.params import load_params
-from koemo.stage_runner import run_stage
+from koemo.core.io import write_parquet
+from koemo.core.metrics import add_metrics_args, data_headline, write_metrics
+from koemo.core.params import load_params
+from koemo.core.runner import run_stage
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.io import atomic_dir
-from koemo.metrics import add_metrics_args, data_headline, write_metrics
-from koemo.params import load_params
-from koemo.stage_runner import run_stage
+from koemo.core.io import atomic_dir
+from koemo.core.metrics import add_metrics_args, data_headline, write_metrics
+from koemo.core.params import load_params
+from koemo.core.runner import run_stage
 from koemo.tiny.whisper import NAME, build_tiny_whisper
 
 

@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
-from koemo.stage_runner import run_stage
-from koemo.evaluation import evaluation_params
-from koemo.lineage import used_params
-from koemo.params import load_params
-from koemo.shards import ShardStore
-from koemo.train.egemaps import EgemapsInputs
+from koemo.core.params import load_params
+from koemo.core.runner import run_stage
+from koemo.core.shards import ShardStore
+from koemo.models.egemaps import EgemapsInputs
 from koemo.train.distributed import run_in_processes
+from koemo.train.evaluation import evaluation_params
+from koemo.train.lineage import used_params
 from koemo.train.runner import TrainingPaths, headline, read_labels, run_training_stage, training_parser
 
 

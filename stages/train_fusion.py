@@ -2,14 +2,14 @@
 
 from pathlib import Path
 
-from koemo.stage_runner import run_stage
-from koemo.evaluation import evaluation_params
-from koemo.lineage import used_params
-from koemo.params import load_params
-from koemo.shards import ShardStore
-from koemo.ssl.inputs import FusionInputs, SSLStore
-from koemo.ssl.layer_weights import with_layer_weights
+from koemo.core.params import load_params
+from koemo.core.runner import run_stage
+from koemo.core.shards import ShardStore
+from koemo.models.ssl_inputs import FusionInputs, SSLStore
+from koemo.models.ssl_layer_weights import with_layer_weights
 from koemo.train.distributed import run_in_processes
+from koemo.train.evaluation import evaluation_params
+from koemo.train.lineage import used_params
 from koemo.train.runner import TrainingPaths, headline, read_labels, run_training_stage, training_parser
 
 

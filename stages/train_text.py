@@ -1,13 +1,13 @@
 """train_text stage: fine-tune the `text.model` encoder (registry `encoders.<name>`) with a classification head."""
 
 from koemo.asr.text_source import apply_texts, texts_argument
-from koemo.stage_runner import run_stage
-from koemo.evaluation import evaluation_params
-from koemo.lineage import used_params
-from koemo.params import load_params
+from koemo.core.params import load_params
+from koemo.core.runner import run_stage
+from koemo.models.text import TextInputs
 from koemo.text.registry import load_encoder
-from koemo.train.text import TextInputs
 from koemo.train.distributed import run_in_processes
+from koemo.train.evaluation import evaluation_params
+from koemo.train.lineage import used_params
 from koemo.train.runner import TrainingPaths, headline, read_labels, run_training_stage, training_parser
 
 

@@ -1,12 +1,12 @@
 """train_tfidf stage: TF-IDF over Kiwi morphemes and character n-grams → logistic regression, K-fold out-of-fold."""
 
 from koemo.asr.text_source import apply_texts, texts_argument
-from koemo.stage_runner import run_stage
-from koemo.evaluation import evaluation_params
-from koemo.lineage import used_params
-from koemo.params import load_params
+from koemo.core.params import load_params
+from koemo.core.runner import run_stage
+from koemo.models.tfidf import TfidfParams, tfidf_folds
+from koemo.train.evaluation import evaluation_params
+from koemo.train.lineage import used_params
 from koemo.train.runner import TrainingPaths, headline, read_labels, run_training_stage, training_parser
-from koemo.train.tfidf import TfidfParams, tfidf_folds
 
 
 def main(argv: list[str] | None = None) -> None:

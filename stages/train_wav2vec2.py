@@ -7,19 +7,19 @@ lr × encoder_lr_scale; a GPU job for real encoders).
 
 from pathlib import Path
 
-from koemo.stage_runner import run_stage
-from koemo.evaluation import evaluation_params
-from koemo.lineage import used_params
-from koemo.params import load_params
-from koemo.ssl.inputs import SSLInputs, SSLStore
-from koemo.ssl.layer_weights import check_mode, with_layer_weights
+from koemo.core.params import load_params
+from koemo.core.runner import run_stage
+from koemo.models.ssl_inputs import SSLInputs, SSLStore
+from koemo.models.ssl_layer_weights import check_mode, with_layer_weights
 from koemo.train.distributed import run_in_processes
+from koemo.train.evaluation import evaluation_params
+from koemo.train.lineage import used_params
 from koemo.train.runner import TrainingPaths, headline, read_labels, run_training_stage, training_parser
 
 
 def finetune_inputs(params, labels, n_classes: int):
     """The fine-tune fold builder over labels' wav_path, loading audio_encoders.<ssl.model> afresh per fold."""
-    from koemo.ssl.finetune import FineTuneInputs
+    from koemo.models.wav2vec2_finetune import FineTuneInputs
     from koemo.ssl.registry import load_audio_encoder, unknown_audio_encoder
 
     name = params["ssl"]["model"]

@@ -8,11 +8,11 @@ import pandas as pd
 
 from koemo.asr.registry import load_asr, unknown_asr
 from koemo.asr.transcribe import transcribe_labels
-from koemo.device import resolve_device
-from koemo.io import write_parquet
-from koemo.metrics import add_metrics_args, data_headline, format_rate, write_metrics
-from koemo.params import load_params
-from koemo.stage_runner import run_stage
+from koemo.core.device import resolve_device
+from koemo.core.io import write_parquet
+from koemo.core.metrics import add_metrics_args, data_headline, format_rate, write_metrics
+from koemo.core.params import load_params
+from koemo.core.runner import run_stage
 
 
 def main(argv: list[str] | None = None) -> None:

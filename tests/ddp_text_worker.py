@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import torch
 
+from koemo.models.text import TextClassifier
 from koemo.train.data import Examples, PadCollate, TokenRows
-from koemo.train.text import TextClassifier
 from koemo.train.trainer import Trainer, TrainConfig
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from koemo.asr.scoring import edit_distance, error_rates, normalise
 from koemo.asr.text_source import apply_texts, build_texts
-from koemo.errors import UserError
+from koemo.core.errors import UserError
 
 TEXTS = ["오늘 정말 화가 나요", "기분이 너무 좋아요", "그냥 그래요", "너무 슬퍼서 눈물이 나요", "왜 이렇게 늦었어"]
 TINY = {"seed": 0, "vocab_size": 400, "d_model": 64, "layers": 1, "heads": 2, "n_mels": 80, "chunk_seconds": 4}
@@ -70,7 +70,7 @@ def test_transcripts_are_readable_text_and_batching_changes_nothing(tiny_whisper
 
 def test_unavailable_asr_names_the_stage_that_builds_it(tmp_path):
     from koemo.asr.registry import load_asr
-    from koemo.hub import EncoderUnavailable
+    from koemo.core.hub import EncoderUnavailable
 
     with pytest.raises(EncoderUnavailable, match=r"dvc repro tiny_asr"):
         load_asr("tiny-whisper", {"path": str(tmp_path / "tiny-whisper")})
@@ -108,7 +108,7 @@ def test_apply_texts_refuses_another_labels_table(tmp_path):
 def test_params_refuse_a_bad_asr_choice(override, message):
     import yaml
 
-    from koemo.params import InvalidParams, validate_params
+    from koemo.core.params import InvalidParams, validate_params
 
     params = yaml.safe_load(open("params.yaml", encoding="utf-8"))
     for section, values in override.items():
@@ -121,6 +121,6 @@ def test_the_schema_lists_the_text_sources_the_code_knows():
     from typing import get_args, get_type_hints
 
     from koemo.asr.text_source import TEXT_SOURCES
-    from koemo.params import TextModels
+    from koemo.core.params import TextModels
 
     assert get_args(get_type_hints(TextModels)["source"]) == TEXT_SOURCES

@@ -15,13 +15,13 @@ import torch
 import torchaudio
 import yaml
 
-from koemo.features.augment import AugmentSpec, add_noise, augment_batch, log_spectral_distance, rng_for
-from koemo.decode import decode_clip, decode_clips
-from koemo.extraction import TooManyFailures, check_failures
-from koemo.features.cache import extract_pass
-from koemo.features.spectral import FeatureExtractor, FeatureSpec
-from koemo.shards import ShardWriter
-from koemo.shards import load_shards as load_features
+from koemo.clips.decode import decode_clip, decode_clips
+from koemo.clips.extraction import TooManyFailures, check_failures
+from koemo.core.shards import ShardWriter
+from koemo.core.shards import load_shards as load_features
+from koemo.features.mel.augment import AugmentSpec, add_noise, augment_batch, log_spectral_distance, rng_for
+from koemo.features.mel.cache import extract_pass
+from koemo.features.mel.spectral import FeatureExtractor, FeatureSpec
 from pipeline_repo import stage_argv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -294,9 +294,9 @@ def test_memory_follows_the_batch_budget_not_a_ten_minute_clip(tmp_path):
     script = f"""
 import json, pandas as pd, torch
 from pathlib import Path
-from koemo.features.augment import AugmentSpec
-from koemo.features.cache import extract_pass
-from koemo.features.spectral import FeatureSpec
+from koemo.features.mel.augment import AugmentSpec
+from koemo.features.mel.cache import extract_pass
+from koemo.features.mel.spectral import FeatureSpec
 audio = json.loads(Path({str(tmp_path / "audio.json")!r}).read_text())
 labels = pd.read_parquet({str(tmp_path / "labels.parquet")!r})
 specs = [FeatureSpec.from_params(k, audio) for k in ("mel", "melmean")]

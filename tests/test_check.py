@@ -13,9 +13,9 @@ import yaml
 
 from aihub_files import hex_id, make_row, write_release, write_wav
 from hf_cache import hf_cache  # noqa: F401  (fixture)
-from koemo.check import BLOCKER, OK, WARN, check_machine, projected_bytes
+from koemo.check.checks import BLOCKER, OK, WARN, check_machine, projected_bytes
 from koemo.cli import main
-from koemo.profiles import PROFILES, apply_profile
+from koemo.ops.profiles import PROFILES, apply_profile
 from pipeline_repo import REPO, PipelineRepo
 
 ANGRY5 = [("Angry", 2)] * 5

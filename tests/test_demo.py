@@ -20,12 +20,12 @@ import yaml
 
 from pipeline_repo import stage_argv
 
+from koemo.corpus.emotions import EMOTIONS
 from koemo.demo import build_demo_corpus
 from koemo.demo.plan import plan_corpus
 from koemo.demo.prosody import FEMALE_VARIANTS, MALE_VARIANTS, Prosody, emotion_prosody, make_speakers
 from koemo.demo.sentences import AMBIGUOUS, make_sentence, subject, topic
 from koemo.demo.tts import ESPEAK_RATE, speak
-from koemo.emotions import EMOTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 HEADERS = ["wav_id", "발화문", "상황", "1번 감정", "1번 감정세기", "2번 감정", "2번 감정세기", "3번 감정", "3번 감정세기",
@@ -159,7 +159,7 @@ def test_text_variety_and_repetition_at_default_size():
 
 
 def test_raters_and_class_balance_after_the_four_class_filter():
-    from koemo.labels import aggregate
+    from koemo.labels.aggregate import aggregate
 
     plan = plan_corpus(1200, 20241124)
     frame = pd.DataFrame([

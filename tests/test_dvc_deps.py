@@ -91,13 +91,7 @@ def test_every_imported_module_is_a_declared_dep_and_no_source_dep_is_dead(name)
     assert "src/koemo" not in source_deps, f"{name}: a whole-package dep reruns the stage on every edit"
 
 
-# Until issue 26's layout moves take features/egemaps.py out of the mel folder (strict: the move must drop this).
-FOLDER_DEP_KNOWN = {"audio_features", "extra_audio_features"}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="src/koemo/features holds "
-                                  "egemaps.py, which the mel pass never imports (issue 26 moves it)"))
-                                  if n in FOLDER_DEP_KNOWN else n for n in sorted(stages())])
+@pytest.mark.parametrize("name", sorted(stages()))
 def test_a_folder_dep_holds_only_code_the_stage_imports(name):
     """A folder dep reruns the stage when any file below it changes: every code file there must be in the stage's
     import closure (lazy imports included), or an edit the stage never runs (openSMILE code beside the mel features)
@@ -113,9 +107,10 @@ def test_a_folder_dep_holds_only_code_the_stage_imports(name):
 
 def test_the_closure_follows_lazy_and_transitive_imports():
     closure_of_stack = {f.relative_to(REPO).as_posix() for f in closure(REPO / "stages/stack.py")}
-    # stages/stack.py → koemo.stack → koemo.metrics → koemo.io (the JSON writer every metrics file goes through)
-    assert {"src/koemo/stack.py", "src/koemo/metrics.py", "src/koemo/io.py", "src/koemo/errors.py"} <= closure_of_stack
-    assert not any("/train/" in f for f in closure_of_stack)
+    # stages/stack.py → koemo.train.stack → koemo.core.metrics → koemo.core.io (the JSON writer every metrics file goes through)
+    assert {"src/koemo/train/stack.py", "src/koemo/core/metrics.py", "src/koemo/core/io.py", "src/koemo/core/errors.py"} <= closure_of_stack
+    engine = {"src/koemo/train/" + m for m in ("trainer.py", "cv.py", "runner.py", "distributed.py", "data.py")}
+    assert not closure_of_stack & engine, "the stack stage imports the base-model training engine"
 
 
 def test_runtime_is_no_stage_param():

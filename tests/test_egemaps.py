@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from koemo.decode import decode_clip
+from koemo.clips.decode import decode_clip
 from koemo.features import egemaps
 from koemo.features.egemaps import F0_MEAN, EgemapsError, egemaps_functionals
 
@@ -76,8 +76,8 @@ def test_non_finite_output_is_a_clear_value_error(monkeypatch):
 def test_the_cache_computes_rows_in_spawned_processes_equal_to_inline_and_lists_failures(tmp_path):
     import pandas as pd
 
+    from koemo.core.shards import load_shards
     from koemo.features.egemaps import extract_egemaps
-    from koemo.shards import load_shards
 
     rows = []
     for i, hz in enumerate((110.0, 220.0, 330.0)):
@@ -107,8 +107,8 @@ def test_the_egemaps_model_learns_a_separable_set_and_its_saved_folds_give_the_s
     from safetensors.numpy import load_file
     from safetensors.torch import load_model
 
+    from koemo.models.egemaps import EgemapsInputs, EgemapsMLP
     from koemo.train.cv import plan_folds, run_cv
-    from koemo.train.egemaps import EgemapsInputs, EgemapsMLP
     from koemo.train.trainer import TrainConfig, Trainer
     from test_train import CLASSES, FAST, separable_features, synthetic_labels
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from koemo.errors import UserError
-from koemo.stage_runner import run_stage
+from koemo.core.errors import UserError
+from koemo.core.runner import run_stage
 from pipeline_repo import stage_argv
 
 REPO = Path(__file__).resolve().parents[1]

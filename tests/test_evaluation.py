@@ -1,12 +1,12 @@
-"""Bootstrap intervals, paired differences, per-group results and the protocol record (koemo.evaluation)."""
+"""Bootstrap intervals, paired differences, per-group results and the protocol record (koemo.train.evaluation)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from koemo.evaluation import (age_band, bootstrap_ci, evaluate_test, paired_difference, per_group, resample_weights,
+from koemo.train.evaluation import (age_band, bootstrap_ci, evaluate_test, paired_difference, per_group, resample_weights,
                               weighted_scores)
-from koemo.metrics import classification_report
+from koemo.core.metrics import classification_report
 
 CLASSES = ["angry", "happiness", "neutral", "sadness"]
 FAST = {"bootstrap": 400, "seed": 3}

@@ -68,7 +68,7 @@ def test_resume_with_fewer_visible_gpus_than_the_checkpoint(monkeypatch):
 def test_bf16_only_where_native(monkeypatch, capability, native, expected):
     """torch.cuda.is_bf16_supported() says True on a T4 (7.5) unless asked without emulation: fp16 + loss scaling
     there, bf16 from compute capability 8 (Ampere) on."""
-    from koemo.device import autocast_dtype
+    from koemo.core.device import autocast_dtype
 
     def supported(including_emulation: bool = True) -> bool:
         return True if including_emulation else native
@@ -93,7 +93,7 @@ def _fake_nvidia_smi(folder: Path, name: str = "Tesla P40", mib: int = 24576, dr
 def test_check_blocks_a_gpu_that_this_torch_cannot_use(tmp_path, monkeypatch):
     """nvidia-smi lists a GPU, torch.cuda.is_available() is False (a CUDA 13 wheel on a driver < 580, a CPU wheel):
     `device: auto` would train on the CPU for days. A BLOCKER naming the mismatch and both fixes."""
-    from koemo.check import BLOCKER, WARN, check_machine
+    from koemo.check.checks import BLOCKER, WARN, check_machine
 
     monkeypatch.setenv("PATH", f"{_fake_nvidia_smi(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -108,7 +108,7 @@ def test_check_blocks_a_gpu_that_this_torch_cannot_use(tmp_path, monkeypatch):
 
 
 def test_device_auto_says_why_it_runs_on_the_cpu_when_a_gpu_is_listed(tmp_path, monkeypatch, capsys):
-    import koemo.device as device
+    import koemo.core.device as device
 
     monkeypatch.setenv("PATH", f"{_fake_nvidia_smi(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -121,8 +121,8 @@ def test_device_auto_says_why_it_runs_on_the_cpu_when_a_gpu_is_listed(tmp_path, 
 def test_device_cuda_fails_loudly_without_a_usable_gpu(monkeypatch):
     """`train.device: cuda` (and a stage's `device: cuda`) demand a GPU: with none usable, one UserError naming why,
     never a silent CPU run or a CUDA traceback later."""
-    from koemo.device import resolve_device
-    from koemo.errors import UserError
+    from koemo.core.device import resolve_device
+    from koemo.core.errors import UserError
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(UserError, match="device: cuda"):
@@ -133,7 +133,7 @@ def test_device_cuda_fails_loudly_without_a_usable_gpu(monkeypatch):
 
 # ---- 4: out of memory and a full disk: one line each ---------------------------------------------------------
 def test_cuda_out_of_memory_is_one_line_naming_the_keys_to_lower():
-    from koemo.stage_runner import run_stage
+    from koemo.core.runner import run_stage
 
     def main():
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of "
@@ -153,8 +153,8 @@ def test_cuda_out_of_memory_is_one_line_naming_the_keys_to_lower():
 @pytest.mark.parametrize("raised", [OSError(errno.ENOSPC, "No space left on device"),
                                     OSError("Not enough free space to write 268390400 bytes")])
 def test_a_full_disk_is_one_line_naming_the_output_and_the_room_needed(tmp_path, raised):
-    from koemo.io import atomic_path
-    from koemo.stage_runner import run_stage
+    from koemo.core.io import atomic_path
+    from koemo.core.runner import run_stage
 
     target = tmp_path / "features" / "mel.npy"
 
@@ -186,7 +186,7 @@ def _gpu_params(processes: int = 1) -> dict:
 def test_gpu_estimate_is_per_gpu_with_runtime_processes():
     """8 processes share each global batch: each GPU holds an eighth of the activations, not all of them (no false
     BLOCKER that stops `make aihub` on an 8-GPU machine)."""
-    from koemo.check import BLOCKER, check_machine
+    from koemo.check.checks import BLOCKER, check_machine
 
     one_gpu = check_machine(_gpu_params(1), Path("."), clips=100, free_disk=2**40, gpu_list=[("A100", 40 * 2**30)])
     eight = check_machine(_gpu_params(8), Path("."), clips=100, free_disk=2**40, gpu_list=[("A100", 40 * 2**30)] * 8)
@@ -195,7 +195,7 @@ def test_gpu_estimate_is_per_gpu_with_runtime_processes():
 
 
 def test_fine_tune_advice_names_the_keys_that_matter():
-    from koemo.check import BLOCKER, check_machine
+    from koemo.check.checks import BLOCKER, check_machine
 
     rows = check_machine(_gpu_params(1), Path("."), clips=100, free_disk=2**40, gpu_list=[("T4", 15 * 2**30)])
     gpu = [r for r in rows if r.check.startswith("GPU")][0]
@@ -205,7 +205,7 @@ def test_fine_tune_advice_names_the_keys_that_matter():
 
 
 def test_ssl_features_estimate_states_its_precision():
-    from koemo.check import gpu_estimate
+    from koemo.check.checks import gpu_estimate
 
     ssl = [how for job, _, how in gpu_estimate(_gpu_params(1)) if job.startswith("ssl_features")]
     assert ssl and ("fp32" in ssl[0] or "bf16" in ssl[0] or "fp16" in ssl[0]), ssl
@@ -269,7 +269,7 @@ def test_gpu_check_steps_run_their_code_in_a_smoke_run():
 def _finetune_inputs(uses_mask: bool, n: int = 200):
     import pandas as pd
 
-    from koemo.ssl.finetune import FineTuneInputs
+    from koemo.models.wav2vec2_finetune import FineTuneInputs
 
     rng = np.random.default_rng(0)
     labels = pd.DataFrame({"wav_id": [f"w{i}" for i in range(n)], "wav_path": [f"/nowhere/w{i}.wav" for i in range(n)],

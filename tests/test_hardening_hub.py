@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from koemo.hub import EncoderUnavailable
+from koemo.core.hub import EncoderUnavailable
 from koemo.ssl.registry import AudioEncoderSpec, load_audio_encoder
 from koemo.text.registry import EncoderSpec, load_encoder
 from koemo.tiny.text import build_tiny_encoder
@@ -184,10 +184,10 @@ def test_a_dropped_ctc_head_is_one_line_not_a_report(hf_cache, tmp_path, caplog,
                                   do_stable_layer_norm=True)).save_pretrained(checkpoint)
     Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(checkpoint)
     hf_cache.install(AUDIO_ID, checkpoint, commit=AUDIO_SPEC["revision"])
-    with caplog.at_level(logging.WARNING, logger="koemo.hub"):
+    with caplog.at_level(logging.WARNING, logger="koemo.core.hub"):
         load_audio_encoder("wav2vec2-ko", AUDIO_SPEC)
     assert not [r for r in shown_reports if "LOAD REPORT" in r.getMessage()]
-    assert [r.getMessage() for r in caplog.records if r.name == "koemo.hub"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "koemo.core.hub"] == [
         "wav2vec2-ko: 2 checkpoint tensors not used (lm_head.*); expected when a fine-tuned/pretraining checkpoint is "
         "read as an encoder"]
 
@@ -200,9 +200,9 @@ def test_a_newly_initialised_pooler_is_named_as_unused(tmp_path, caplog):
                                intermediate_size=32)).save_pretrained(checkpoint)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghij"]
     BertTokenizer(vocab={token: i for i, token in enumerate(vocab)}).save_pretrained(checkpoint)
-    with caplog.at_level(logging.WARNING, logger="koemo.hub"):
+    with caplog.at_level(logging.WARNING, logger="koemo.core.hub"):
         load_encoder("mlm", {"path": str(checkpoint)})
-    lines = [r.getMessage() for r in caplog.records if r.name == "koemo.hub"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "koemo.core.hub"]
     assert lines == ["mlm: 5 checkpoint tensors not used (cls.*); expected when a fine-tuned/pretraining checkpoint "
                      "is read as an encoder",
                      "mlm: 2 tensors not in the checkpoint, newly initialised (pooler.*); koemo does not use them "

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from koemo.errors import UserError
-from koemo.stack import STACK, MetaLearner, StackError, meta_features, run_stack
+from koemo.core.errors import UserError
+from koemo.train.stack import STACK, MetaLearner, StackError, meta_features, run_stack
 
 CLASSES = ["angry", "happiness", "neutral", "sadness"]
 PARAMS = {"learner": "logistic", "features": "log_proba", "C_grid": [0.01, 0.1, 1.0, 10.0], "class_weighted": True,

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from koemo.io import atomic_dir, atomic_path, write_json
+from koemo.core.io import atomic_dir, atomic_path, write_json
 
 
 def test_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path):
@@ -50,7 +50,7 @@ def test_a_killed_writers_temp_siblings_are_removed_by_the_next_write(tmp_path):
     import subprocess
     import sys
 
-    script = ("import os, sys; from koemo.io import atomic_dir, atomic_path\n"
+    script = ("import os, sys; from koemo.core.io import atomic_dir, atomic_path\n"
               "with atomic_dir(sys.argv[1] + '/feats') as d:\n"
               "    (d / 'half.npy').write_bytes(b'x')\n"
               "    with atomic_path(sys.argv[1] + '/m.json') as f:\n"
@@ -68,7 +68,7 @@ def test_a_killed_writers_temp_siblings_are_removed_by_the_next_write(tmp_path):
 def test_a_stage_sweeps_temps_left_beside_the_paths_it_touches(tmp_path):
     """DVC may restore a killed stage from its run cache without running it: the next stage working in the same
     directory clears what the kill left there."""
-    from koemo.io import sweep_stale_temps
+    from koemo.core.io import sweep_stale_temps
 
     features = tmp_path / "features"
     (features / ".mel.abc123.tmp").mkdir(parents=True)

@@ -3,8 +3,8 @@
 import pytest
 
 from kemdy_files import make_corpus, segment_id, write_session
-from koemo.kemdy import NotAKEMDyCSV, clean_transcript, gender_of, read_kemdy_dir, summarize
-from koemo.labels import build_label_table
+from koemo.corpus.kemdy import NotAKEMDyCSV, clean_transcript, gender_of, read_kemdy_dir, summarize
+from koemo.labels.aggregate import build_label_table
 
 
 def test_every_row_kept_or_dropped_with_its_reason_and_session_gender_text_read(tmp_path):
@@ -50,7 +50,7 @@ def test_speaker_codes_and_transcript_tags():
 def test_the_session_group_is_refused_for_a_corpus_without_sessions():
     import pandas as pd
 
-    from koemo.split import SplitError, make_groups
+    from koemo.labels.split import SplitError, make_groups
 
     with pytest.raises(SplitError, match="group_by=session.*KEMDy"):
         make_groups(pd.DataFrame({"text": ["가"], "age": [30], "gender": ["남성"]}), "session")

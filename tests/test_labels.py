@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from koemo.labels import aggregate, build_label_table, fleiss_kappa
-from koemo.split import assign_split, check_no_leak, make_groups, normalize_sentence
+from koemo.labels.aggregate import aggregate, build_label_table, fleiss_kappa
+from koemo.labels.split import assign_split, check_no_leak, make_groups, normalize_sentence
 
 
 def frame_of(*annotation_rows, situation=None):
@@ -137,7 +137,7 @@ def test_sentence_speaker_join_is_refused_above_half_the_rows():
 
 
 def test_label_and_split_errors_are_user_errors():
-    from koemo.errors import UserError
+    from koemo.core.errors import UserError
 
     manifest = _synthetic_manifest(rows=40)
     params = {"test_size": 0.2, "folds": 4, "seed": 3, "group_by": "sentence"}

@@ -12,14 +12,14 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.model_selection import StratifiedGroupKFold
 from torch import nn
 
-from koemo.train import tfidf
+from koemo.models import tfidf
 from koemo.train.cv import FoldJob, FoldOutcome, FoldRecord, plan_folds, run_cv
 from koemo.train.data import ArrayRows, Examples, stack_collate
 from koemo.train.trainer import FitResult, TrainConfig, Trainer
 from test_tfidf import CLASSES as TFIDF_CLASSES, PARAMS as TFIDF_PARAMS, korean_labels
 from test_train import CLASSES, FAST, synthetic_labels
 
-# ---------------------------------------------------------------- train/tfidf.py: what the vectorisers are fitted on
+# ---------------------------------------------------------------- models/tfidf.py: what the vectorisers are fitted on
 
 
 def _block_terms(texts, params: tfidf.TfidfParams) -> dict[str, set]:
@@ -128,7 +128,7 @@ def test_held_out_rows_get_their_own_predictions_even_when_the_test_set_is_large
 # ---------------------------------------------------------------- stack.py: a tie goes to the simpler predictor
 def test_a_nested_cv_tie_keeps_the_best_member():
     """Mutation: `>` → `>=` in the stack-or-member choice (a tie would keep the stack)."""
-    from koemo.stack import fit_meta_learner
+    from koemo.train.stack import fit_meta_learner
 
     rng = np.random.default_rng(2)
     y = rng.integers(0, 4, 300)
@@ -141,18 +141,18 @@ def test_a_nested_cv_tie_keeps_the_best_member():
     assert info["choice"]["chosen"] == "perfect" and learner.chosen == "perfect"
 
 
-# ---------------------------------------------------------------- decode.py: the silence gate's level
+# ---------------------------------------------------------------- clips/decode.py: the silence gate's level
 @pytest.mark.parametrize("amplitude, dbfs", [(1.0, -3.0103), (0.1, -23.0103), (0.001, -63.0103)])
 def test_rms_level_is_db_full_scale(amplitude, dbfs):
     """Mutation: RMS computed as 20·log10(power) (the -60 dBFS gate would sit at about -30 dBFS)."""
-    from koemo.decode import rms_dbfs
+    from koemo.clips.decode import rms_dbfs
 
     t = np.arange(16000) / 16000
     assert rms_dbfs(amplitude * np.sin(2 * np.pi * 100 * t).astype(np.float32)) == pytest.approx(dbfs, abs=1e-3)
 
 
 def test_the_silence_gate_keeps_quiet_speech_and_drops_near_silence():
-    from koemo.decode import Decoded, reject_silent
+    from koemo.clips.decode import Decoded, reject_silent
 
     t = np.arange(16000) / 16000
     quiet = Decoded((0.01 * np.sin(2 * np.pi * 100 * t)).astype(np.float32))      # -43 dBFS: quiet, kept

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from koemo.cli import main
-from koemo.params import InvalidParams, load_params, validate_params
+from koemo.core.params import InvalidParams, load_params, validate_params
 from pipeline_repo import stage_argv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,20 +75,20 @@ def test_sections_and_keys_may_be_absent_but_not_wrong():
 
 
 def test_the_schema_choices_are_the_modules_own():
-    """params.py spells the choices out (it imports no koemo module); they must stay what the code accepts."""
+    """core/params.py spells the choices out (it imports no koemo module); they must stay what the code accepts."""
     from typing import get_args, get_type_hints
 
-    from koemo import params as schema
-    from koemo.emotions import EMOTIONS
-    from koemo.features.augment import METHODS
-    from koemo.features.spectral import KINDS
-    from koemo.labels import STRATEGIES
-    from koemo.lineage import BASE_MODELS
-    from koemo.split import GROUP_BY
-    from koemo.ssl.layer_weights import MODES
-    from koemo.stack import LEARNERS
+    from koemo.core import params as schema
+    from koemo.corpus.emotions import EMOTIONS
+    from koemo.features.mel.augment import METHODS
+    from koemo.features.mel.spectral import KINDS
+    from koemo.labels.aggregate import STRATEGIES
+    from koemo.labels.split import GROUP_BY
+    from koemo.models.ssl_layer_weights import MODES
+    from koemo.models.tfidf import SELECT_BY
     from koemo.text.registry import POOLINGS, TOKENIZER_KINDS
-    from koemo.train.tfidf import SELECT_BY
+    from koemo.train.lineage import BASE_MODELS
+    from koemo.train.stack import LEARNERS
     from koemo.train.trainer import DEVICES, PRECISIONS, SCHEDULES
 
     def choices(cls, key):
@@ -105,7 +105,7 @@ def test_the_schema_choices_are_the_modules_own():
     assert choices(schema.TrainTfidf, "select_by") == SELECT_BY == choices(schema.Stack, "select_by")
     assert choices(schema.Train, "device") == DEVICES and choices(schema.Train, "precision") == PRECISIONS
     assert choices(schema.TrainText, "schedule") == SCHEDULES
-    from koemo.aihub import SOURCES
+    from koemo.corpus.aihub import SOURCES
 
     assert choices(schema.Data, "source") == SOURCES
 

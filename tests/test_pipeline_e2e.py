@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from aihub_files import hex_id, make_row, write_release, write_wav
-from koemo.metrics import MODEL_HEADLINE, model_headline
+from koemo.core.metrics import MODEL_HEADLINE, model_headline
 from pipeline_repo import BIN, SMALL, PipelineRepo, ran
 
 pytestmark = pytest.mark.e2e
@@ -76,7 +76,7 @@ def test_predict_reproduces_the_pipelines_test_probabilities(demo_repo):
         np.testing.assert_allclose(got, want, atol=2e-4, err_msg=model)
     # in chunks (as a long CSV is read), the same numbers
     from koemo.cli import predict_in_chunks
-    from koemo.predict import Predictor, Utterance
+    from koemo.predict.predictor import Predictor, Utterance
 
     chunked, _ = predict_in_chunks(Predictor(demo_repo.root, device="cpu"),
                                 [Utterance(str(demo_repo.root / w), t) for w, t in zip(test["wav_path"], test["text"])], chunk=5)

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from koemo.cli import main
-from koemo.evaluation import REPORT_KEYS
-from koemo.lineage import BASE_MODELS, differences, used_keys, used_params
-from koemo.predict import PredictError, Predictor
+from koemo.predict.predictor import PredictError, Predictor
+from koemo.train.evaluation import REPORT_KEYS
+from koemo.train.lineage import BASE_MODELS, differences, used_keys, used_params
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))

@@ -2,7 +2,7 @@
 
 import io
 
-from koemo.progress import LOG_EVERY, MovingRate, Progress
+from koemo.core.progress import LOG_EVERY, MovingRate, Progress
 
 
 class Clock:
@@ -51,9 +51,9 @@ def test_a_pass_counts_clips_when_their_batch_is_done_not_when_decoded(monkeypat
     """Decoding runs ahead of the batch that computes features: a bar counting decodes said 3.5 min for 32."""
     import numpy as np
 
-    import koemo.progress
-    from koemo.decode import Decoded
-    from koemo.extraction import Batcher, run_pass
+    import koemo.core.progress
+    from koemo.clips.decode import Decoded
+    from koemo.clips.extraction import Batcher, run_pass
 
     bars = []
 
@@ -62,7 +62,7 @@ def test_a_pass_counts_clips_when_their_batch_is_done_not_when_decoded(monkeypat
             super().__init__(*args, **{**kwargs, "tty": False, "stream": io.StringIO()})
             bars.append(self)
 
-    monkeypatch.setattr(koemo.progress, "Progress", Recording)
+    monkeypatch.setattr(koemo.core.progress, "Progress", Recording)
     seen = []
 
     def process(waves, metas):

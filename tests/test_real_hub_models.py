@@ -16,8 +16,8 @@ import yaml
 from aihub_files import hex_id, make_row, write_release, write_wav
 from hf_cache import HFCache
 from koemo.cli import main
-from koemo.hub import EncoderUnavailable, is_commit
-from koemo.profiles import PROFILES, apply_profile
+from koemo.core.hub import EncoderUnavailable, is_commit
+from koemo.ops.profiles import PROFILES, apply_profile
 from koemo.ssl.registry import HUB_FILES as SSL_FILES, load_audio_encoder
 from koemo.text.embed import pad_batch
 from koemo.text.registry import HUB_FILES as TEXT_FILES, load_encoder

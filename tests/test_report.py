@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from koemo.errors import UserError
-from koemo.metrics import DATA_HEADLINE, MODEL_HEADLINE, data_headline, model_headline, write_metrics
-from koemo.report import BEGIN, END, compare, load_reports, render, update_file
+from koemo.core.errors import UserError
+from koemo.core.metrics import DATA_HEADLINE, MODEL_HEADLINE, data_headline, model_headline, write_metrics
+from koemo.ops.report import BEGIN, END, compare, load_reports, render, update_file
 
 
 def model_report(ua: float, lo: float, hi: float, oof: float = 0.6, collapsed: bool = False, params=None) -> dict:

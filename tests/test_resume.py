@@ -14,9 +14,9 @@ import pytest
 import torch
 import yaml
 
-from koemo.shards import ShardWriter
+from koemo.core.shards import ShardWriter
+from koemo.models.multimodal import MultimodalConv1D
 from koemo.train import trainer as trainer_module
-from koemo.train.multimodal import MultimodalConv1D
 from koemo.train.trainer import TrainConfig, Trainer, seed_everything
 from pipeline_repo import stage_argv
 from test_train import CLASSES, FAST, _examples, mm_spec, separable_features, synthetic_labels

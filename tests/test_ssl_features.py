@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from koemo.params import load_params
+from koemo.core.hub import EncoderUnavailable
+from koemo.core.params import load_params
 from koemo.ssl.pooling import ClipTooShort, PoolStats, normalize, plan_batches, pool_clips, split_chunks, to_fp16
 from koemo.ssl.registry import AudioEncoderSpec, load_audio_encoder
 from koemo.tiny.wav2vec2 import build_tiny_audio_encoder, build_tiny_audio_encoders
-from koemo.hub import EncoderUnavailable
 
 from group_norm_wav2vec2 import write_group_norm_wav2vec2
 
@@ -223,8 +223,8 @@ def test_audio_encoder_specs_are_validated():
 def test_extract_writes_a_cache_per_labels_row_and_lists_failures(tiny, tmp_path):
     import pandas as pd
 
-    from koemo.decode import Decoded
-    from koemo.shards import load_shards
+    from koemo.clips.decode import Decoded
+    from koemo.core.shards import load_shards
     from koemo.ssl.cache import extract_features
 
     lengths = [16000, 30000, 0, 12000, 200, 20000, 9000]
@@ -264,7 +264,7 @@ def test_extract_writes_a_cache_per_labels_row_and_lists_failures(tiny, tmp_path
 def test_failure_threshold_message_names_the_ssl_stage_and_files(tmp_path):
     import pandas as pd
 
-    from koemo.extraction import TooManyFailures, check_failures
+    from koemo.clips.extraction import TooManyFailures, check_failures
 
     pd.DataFrame([{"wav_id": "a", "wav_path": "x/a.wav", "aug": "", "aug_copy": 0, "reason": "unreadable",
                   "detail": "bad header"}]).to_csv(

@@ -9,10 +9,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from koemo.errors import UserError
-from koemo.ssl.finetune import FineTuneInputs, SSLFineTuner, UndecodableClip, WaveRows, wave_collate
+from koemo.core.errors import UserError
+from koemo.models.ssl_layer_weights import check_mode, layer_weights
+from koemo.models.wav2vec2_finetune import FineTuneInputs, SSLFineTuner, UndecodableClip, WaveRows, wave_collate
 from koemo.ssl.registry import load_audio_encoder
-from koemo.ssl.layer_weights import check_mode, layer_weights
 from koemo.tiny.wav2vec2 import build_tiny_audio_encoders
 from koemo.train.cv import plan_folds, run_cv
 from koemo.train.data import Examples
@@ -200,8 +200,8 @@ def test_predict_uses_finetuned_folds_with_the_training_preprocessing(load_tiny,
     import yaml
     from safetensors.torch import save_model
 
-    from koemo.lineage import used_params
-    from koemo.predict import Predictor, Utterance
+    from koemo.predict.predictor import Predictor, Utterance
+    from koemo.train.lineage import used_params
 
     root = tmp_path / "project"
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text(encoding="utf-8"))

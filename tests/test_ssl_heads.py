@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from koemo.ssl.heads import GatedFusion, LayerWeighting, SSLClassifier, Standardize
-from koemo.shards import ShardWriter
-from koemo.ssl.inputs import FusionInputs, SSLInputs, SSLStore, class_log_prior
+from koemo.core.shards import ShardWriter
+from koemo.models.ssl_heads import GatedFusion, LayerWeighting, SSLClassifier, Standardize
+from koemo.models.ssl_inputs import FusionInputs, SSLInputs, SSLStore, class_log_prior
 from koemo.train.cv import plan_folds, predictions_frame, run_cv
 from koemo.train.data import ArrayRows, Examples, stack_collate
 from koemo.train.trainer import TrainConfig, Trainer, seed_everything

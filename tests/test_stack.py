@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from koemo.stack import MetaLearner, load_base_predictions, run_stack
+from koemo.train.stack import MetaLearner, load_base_predictions, run_stack
 
 CLASSES = ["angry", "happiness", "neutral", "sadness"]
 PARAMS = {"base_models": ["informative", "noise"], "learner": "logistic", "features": "log_proba",

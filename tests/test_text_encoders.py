@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from koemo.params import load_params
+from koemo.core.params import load_params
 from koemo.text.embed import embed_labels, embed_texts, length_sorted_batches, pad_batch, pool
 from koemo.text.registry import EncoderSpec, EncoderUnavailable, load_encoder
 from koemo.text.sp_tokenizer import SentencePieceBertTokenizer

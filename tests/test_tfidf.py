@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from koemo.train import tfidf
+from koemo.models.tfidf import TfidfFeatures, TfidfModel, TfidfParams, morphemes, run_tfidf_cv
+from koemo.models import tfidf
 from koemo.train.cv import plan_folds, predictions_frame, summarize
 from koemo.train.cv import kept_files
-from koemo.train.tfidf import TfidfFeatures, TfidfModel, TfidfParams, morphemes, run_tfidf_cv
 
 CLASSES = ["angry", "happiness", "sadness", "neutral"]
 CUES = {0: ["화가 나요", "짜증 나", "열받아", "분노했어"], 1: ["행복해요", "기뻐", "신나요", "즐거웠어"],

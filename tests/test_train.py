@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 import torch
 
-from koemo.metrics import MODEL_HEADLINE, classification_report, is_collapsed, majority_baseline, model_headline
+from koemo.core.metrics import MODEL_HEADLINE, classification_report, is_collapsed, majority_baseline, model_headline
+from koemo.core.shards import ShardStore as FeatureStore
+from koemo.models.audio import AudioInputs, AudioResNet, SpecAugment
+from koemo.models.multimodal import MultimodalConv1D, MultimodalInputs
+from koemo.models.text import TextInputs
 from koemo.train.cv import NOT_HELD_OUT, FoldJob, cv_folds, plan_folds, predictions_frame, run_cv
 from koemo.train.data import ArrayRows, EpochBatchSampler, Examples, stack_collate
-from koemo.shards import ShardStore as FeatureStore
-from koemo.train.audio import AudioInputs, AudioResNet, SpecAugment
-from koemo.train.multimodal import MultimodalConv1D, MultimodalInputs
-from koemo.train.text import TextInputs
 from koemo.train.runner import TrainingPaths, run_training_stage
 from koemo.train.trainer import TrainConfig, Trainer, class_weights, seed_everything
 

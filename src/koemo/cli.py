@@ -116,18 +116,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from koemo.report import report_command as run
+    from koemo.ops.report import report_command as run
 
     print(run(args.rev, args.root, args.update))
     return 0
 
 
 def check_command(args: argparse.Namespace) -> int:
-    """`koemo check`: params.yaml (+ overrides) through `koemo.params.validate_params` (exit 2 when invalid), then
-    `koemo.check.run_checks` as one table: exit 1 when a row is a BLOCKER, else 0."""
+    """`koemo check`: params.yaml (+ overrides) through `koemo.core.params.validate_params` (exit 2 when invalid), then
+    `koemo.check.checks.run_checks` as one table: exit 1 when a row is a BLOCKER, else 0."""
     import time
 
-    from koemo.params import load_params, validate_params
+    from koemo.core.params import load_params, validate_params
 
     started = time.perf_counter()
     params = load_params(args.params) if not args.overrides else _with_overrides(args.params, args.overrides)
@@ -137,7 +137,7 @@ def check_command(args: argparse.Namespace) -> int:
           f"({len(params)} sections)")
     if args.params_only:
         return 0
-    from koemo.check import BLOCKER, render, run_checks
+    from koemo.check.checks import BLOCKER, render, run_checks
 
     free = None if args.free_disk is None else int(args.free_disk * 2**30)
     rows = run_checks(params, args.params.parent, free_disk=free)
@@ -147,7 +147,7 @@ def check_command(args: argparse.Namespace) -> int:
 
 
 def profile_command(args: argparse.Namespace) -> int:
-    from koemo.profiles import apply_profile
+    from koemo.ops.profiles import apply_profile
 
     changes = apply_profile(args.params, args.name, args.dir, dry_run=args.dry_run)
     verb = "would set" if args.dry_run else "set"
@@ -167,7 +167,7 @@ def _with_overrides(path: Path, overrides: Sequence[str]) -> dict:
     """params.yaml with each `a.b.c=value` applied (value parsed as YAML, as DVC does), not validated yet."""
     import yaml
 
-    from koemo.params import InvalidParams, MissingParams
+    from koemo.core.params import InvalidParams, MissingParams
 
     if not path.is_file():
         raise MissingParams(f"{path} not found: run from the repository root or pass --params")
@@ -191,7 +191,7 @@ def _check_out(out: Path, csv: Path | None, force: bool) -> list[Path]:
     a directory, or an existing file without --force. Returns the folders that writing it will create."""
     import os
 
-    from koemo.predict import PredictError
+    from koemo.predict.predictor import PredictError
 
     if csv is not None and (out.resolve() == csv.resolve() or (out.exists() and csv.exists() and os.path.samefile(out, csv))):
         raise PredictError(f"--out {out} is the input CSV: writing there would replace your utterances with the "
@@ -211,7 +211,7 @@ def _check_out(out: Path, csv: Path | None, force: bool) -> list[Path]:
 
 
 def share_command(args: argparse.Namespace) -> int:
-    from koemo.share import share
+    from koemo.ops.share import share
 
     sent = share(args.root, remote=args.remote, jobs=args.jobs)
     print(f"koemo share: the workspace's outputs pushed; {sent['run_records']} run records with "
@@ -223,9 +223,9 @@ def share_command(args: argparse.Namespace) -> int:
 
 def _read_batch(path: Path):
     """Utterances of a batch CSV (cp949, utf-8 or utf-8-sig, as the corpus reader reads), every unusable row named."""
-    from koemo.aihub import read_csv_rows
-    from koemo.errors import UserError
-    from koemo.predict import PredictError, Utterance, input_problem
+    from koemo.core.errors import UserError
+    from koemo.corpus.aihub import read_csv_rows
+    from koemo.predict.predictor import PredictError, Utterance, input_problem
 
     if not path.is_file():
         raise PredictError(f"{path}: {'is a directory, not a CSV file' if path.is_dir() else 'no such file'}")
@@ -305,8 +305,8 @@ def _print_notes(notes, first_row: int | None = None) -> None:
 
 
 def predict_command(args: argparse.Namespace) -> int:
-    from koemo.io import write_csv
-    from koemo.predict import PredictError, Predictor, Utterance, answer, input_problem, present, result_table
+    from koemo.core.io import write_csv
+    from koemo.predict.predictor import PredictError, Predictor, Utterance, answer, input_problem, present, result_table
 
     if args.csv is None and args.wav is None and args.text is None:
         raise PredictError("give --wav and/or --text (one utterance) or --csv FILE (a batch)")
@@ -369,7 +369,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from koemo.errors import UserError
+    from koemo.core.errors import UserError
 
     args = _parser().parse_args(argv)
     if args.command == "share":

@@ -1,7 +1,7 @@
 """Test hooks for stages run in several processes, loaded by every Python process whose PYTHONPATH holds this folder
 (tests/test_distributed.py, the e2e tests). Each does nothing unless its variable is set:
 
-- KOEMO_TEST_WRITE_LOG=<file>: every atomic write (koemo.io.atomic_path / atomic_dir) appends "<RANK> <target>" there,
+- KOEMO_TEST_WRITE_LOG=<file>: every atomic write (koemo.core.io.atomic_path / atomic_dir) appends "<RANK> <target>" there,
   so a test can see which process wrote what, and how often;
 - KOEMO_TEST_FAIL_RANK=<r> (with KOEMO_TEST_FAIL_EPOCH=<e>, default 2): process r raises in its e-th training epoch,
   after writing the time it raised to KOEMO_TEST_FAIL_STAMP when that is set.
@@ -12,7 +12,7 @@ import os
 if os.environ.get("KOEMO_TEST_WRITE_LOG"):
     from contextlib import contextmanager
 
-    import koemo.io as io
+    import koemo.core.io as io
 
     def _logged(writer):
         @contextmanager

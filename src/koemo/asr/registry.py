@@ -1,6 +1,6 @@
 """`asr_models.<name>` in params → a loaded Whisper (model, feature extractor, tokenizer), local `path` or hub cache.
 
-Locating the weights is `koemo.hub`'s, shared with the text and audio encoder registries: the Hugging Face cache
+Locating the weights is `koemo.core.hub`'s, shared with the text and audio encoder registries: the Hugging Face cache
 first (at the pinned `revision`), a download only when the hub is allowed, one `EncoderUnavailable` naming the
 entry and how to provide it otherwise. Safetensors only, no remote code. A locally built model's marker
 (`koemo_encoder.json`, source "local-tiny") names it in every output, never a real model's name.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from koemo.hub import EncoderUnavailable, WeightsRef, describe_source, from_pretrained, locate, unknown_entry
+from koemo.core.hub import EncoderUnavailable, WeightsRef, describe_source, from_pretrained, locate, unknown_entry
 
 _HUB_FILES = ("config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json",
               "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.errors import UserError
+from koemo.core.errors import UserError
 
 TEXT_SOURCES = ("transcript", "asr")
 

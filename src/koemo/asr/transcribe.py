@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from koemo.device import resolve_device
+from koemo.core.device import resolve_device
 
 
 @dataclass
@@ -86,9 +86,9 @@ def transcribe_labels(recognizer, labels, batch_size: int, max_new_tokens: int, 
     import pandas as pd
 
     from koemo.asr.scoring import error_rates
-    from koemo.decode import decode_clips, reject_silent
-    from koemo.device import describe
-    from koemo.progress import Progress
+    from koemo.clips.decode import decode_clips, reject_silent
+    from koemo.core.device import describe
+    from koemo.core.progress import Progress
 
     device = device if device is not None else resolve_device()
     paths = labels["wav_path"].astype(str).tolist()

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from koemo.corpus.emotions import EMOTIONS
 from koemo.demo import annotators
 from koemo.demo.prosody import Prosody, Speaker, emotion_prosody, make_speakers
 from koemo.demo.sentences import AMBIGUOUS, SentenceSource
-from koemo.emotions import EMOTIONS
 
 # Intended-emotion shares, chosen so that after rating, the `weighted` rule and the 4-class filter
 # (angry, happiness, neutral, sadness) the classes are moderately imbalanced, each well above 12 %.

@@ -1,7 +1,7 @@
 """Write the demo corpus exactly as an AI Hub release looks on disk: a cp949 CSV plus `wav/{wav_id}.wav`.
 
 The corpus stage then reads it through the very same reader as the real data. The directory is
-written as a whole with `koemo.io.atomic_dir`; every wav depends only on its own plan row, so the
+written as a whole with `koemo.core.io.atomic_dir`; every wav depends only on its own plan row, so the
 output is byte-identical for a seed whatever the number of workers.
 """
 
@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from koemo.core.io import atomic_dir
+from koemo.corpus.emotions import EMOTIONS
 from koemo.demo.annotators import RATER_SPELLING
 from koemo.demo.plan import Utterance, plan_corpus
 from koemo.demo.tts import ESPEAK_RATE, speak
-from koemo.emotions import EMOTIONS
-from koemo.io import atomic_dir
 
 HEADERS = ("wav_id", "발화문", "상황", "1번 감정", "1번 감정세기", "2번 감정", "2번 감정세기", "3번 감정", "3번 감정세기",
            "4번 감정", "4번 감정세기", "5번 감정", "5번 감정세기", "나이", "성별")

@@ -22,9 +22,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from koemo.errors import UserError
-from koemo.io import atomic_dir, write_json, write_text
-from koemo.predict import EXPORT_MANIFEST, MODELS_DIR, Predictor
+from koemo.core.errors import UserError
+from koemo.core.io import atomic_dir, write_json, write_text
+from koemo.predict.predictor import EXPORT_MANIFEST, MODELS_DIR, Predictor
 
 SAFE_SUFFIXES = (".safetensors", ".json", ".txt", ".model", ".md", ".yaml", ".csv")  # spiece.model: sentencepiece protobuf
 
@@ -89,7 +89,7 @@ def _data_fingerprint(root: Path) -> dict:
 def export_models(root: str | Path, out: str | Path, force: bool = False) -> dict:
     """Write the export folder `out` from project `root`; returns a summary (models, files, bytes, asr)."""
     from koemo.asr.registry import asr_directory
-    from koemo.hub import EncoderUnavailable, locate
+    from koemo.core.hub import EncoderUnavailable, locate
     from koemo.ssl.registry import AudioEncoderSpec
     from koemo.text.registry import EncoderSpec
 

@@ -3,7 +3,7 @@ statistics of pitch, loudness, voice quality (jitter, shimmer, HNR), formants an
 hand-made feature set of speech emotion recognition, computed by openSMILE (the `opensmile` package bundles its
 binary, so it runs offline).
 
-Clips come from `koemo.decode.decode_clip` (mono float32 at the feature rate, 16 kHz). The Smile object is built
+Clips come from `koemo.clips.decode.decode_clip` (mono float32 at the feature rate, 16 kHz). The Smile object is built
 lazily once per process (a module-level cache), so a spawned `ProcessPoolExecutor` worker builds its own on its
 first clip (`extract_egemaps` runs such a pool). openSMILE is single-threaded, about 75 ms of
 CPU per 4 s clip (~50x real time per core).
@@ -81,9 +81,9 @@ def extract_egemaps(labels: pd.DataFrame, out_dir: Path, sample_rate: int, max_s
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
-    from koemo.extraction import (INDEX_COLUMNS, LABEL_COLUMNS, Batcher, ClipTask, PassStats, load_clip, pass_runtime,
+    from koemo.clips.extraction import (INDEX_COLUMNS, LABEL_COLUMNS, Batcher, ClipTask, PassStats, load_clip, pass_runtime,
                                   run_pass, write_failures)
-    from koemo.shards import ShardWriter
+    from koemo.core.shards import ShardWriter
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ def create_app(model_dir: str | Path, device: str = "auto", max_upload_bytes: in
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.responses import HTMLResponse, JSONResponse
 
-    from koemo.predict import PredictError, Predictor, Utterance, answer
+    from koemo.predict.predictor import PredictError, Predictor, Utterance, answer
 
     predictor = predictor if predictor is not None else Predictor(model_dir, device=device)
     lock = threading.Lock()

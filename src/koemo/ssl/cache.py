@@ -1,4 +1,4 @@
-"""The `ssl_features` cache for a whole labels table, on the shared clip pass (`koemo.extraction`): the pool decodes,
+"""The `ssl_features` cache for a whole labels table, on the shared clip pass (`koemo.clips.extraction`): the pool decodes,
 the frozen encoder pools `block_clips` clips at a time, shards keep float16 `[layers, dim]` rows.
 
 Memory stays flat on the 44k-clip corpus (one block of waves and one shard buffer at a time), and rows follow
@@ -15,9 +15,9 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from koemo.decode import Decoded, decode_clip, reject_silent
-from koemo.extraction import Batcher, pass_metrics, pass_runtime, run_pass, write_failures
-from koemo.shards import ShardWriter
+from koemo.clips.decode import Decoded, decode_clip, reject_silent
+from koemo.clips.extraction import Batcher, pass_metrics, pass_runtime, run_pass, write_failures
+from koemo.core.shards import ShardWriter
 from koemo.ssl.pooling import ClipTooShort, PoolStats, pool_clips, to_fp16
 
 ENCODER_FILE = "encoder.json"  # read back by `ssl.inputs.SSLStore`
@@ -31,8 +31,8 @@ def extract_features(encoder, labels: pd.DataFrame, out_dir: str | Path, chunk_s
     `encoder.json` (what made them) into `out_dir`; return (deterministic metrics, runtime figures)."""
     import torch
 
-    from koemo.device import autocast_dtype, resolve_device, steady_heap
-    from koemo.io import write_json
+    from koemo.core.device import autocast_dtype, resolve_device, steady_heap
+    from koemo.core.io import write_json
 
     device = device if device is not None else resolve_device()
     steady_heap()  # flat peak RSS over the whole corpus (see there)

@@ -121,7 +121,7 @@ def pool_clips(encoder, waves: Sequence[np.ndarray], chunk_seconds: float, batch
     `waves` are mono float arrays at `encoder.sample_rate`; each must be at least `encoder.min_samples` long
     (`ClipTooShort` otherwise — the caller counts it as a failure).
     """
-    from koemo.device import autocast_dtype, resolve_device
+    from koemo.core.device import autocast_dtype, resolve_device
 
     device = device if device is not None else resolve_device()
     stats = stats if stats is not None else PoolStats()

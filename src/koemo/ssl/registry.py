@@ -1,9 +1,9 @@
 """`audio_encoders.<name>` in params → a frozen wav2vec 2.0-family model + its feature extractor settings.
 
-Locating weights is `koemo.hub`'s (the text registry's rules and error). Any checkpoint `AutoModel` maps to a
+Locating weights is `koemo.core.hub`'s (the text registry's rules and error). Any checkpoint `AutoModel` maps to a
 raw-waveform SSL encoder with `_get_feat_extract_output_lengths` works (wav2vec2, XLS-R, HuBERT, WavLM); a CTC
 fine-tuned checkpoint loads as its base model (the CTC head is dropped). No remote code and no pickles: only
-safetensors weights are loaded (see `koemo.hub`).
+safetensors weights are loaded (see `koemo.core.hub`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from koemo.hub import EncoderUnavailable, unknown_entry, WeightsRef, describe_source, from_pretrained, load_model, locate
+from koemo.core.hub import EncoderUnavailable, unknown_entry, WeightsRef, describe_source, from_pretrained, load_model, locate
 
 # What a load reads: the download's --include list (not the optimizer state or pickles a fine-tune repo also holds)
 HUB_FILES = ("config.json", "preprocessor_config.json", "model.safetensors")

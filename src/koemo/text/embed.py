@@ -12,8 +12,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from koemo.device import autocast_dtype, resolve_device  # noqa: F401  (re-exported for the stage)
-from koemo.errors import UserError
+from koemo.core.device import autocast_dtype, resolve_device  # noqa: F401  (re-exported for the stage)
+from koemo.core.errors import UserError
 
 
 class TooManyUnknownTokens(UserError):
@@ -57,7 +57,7 @@ def embed_ids(model, ids: Sequence[Sequence[int]], pad_id: int, pooling: str, ba
     """float32 [len(ids), hidden] in input order."""
     import torch
 
-    from koemo.progress import Progress
+    from koemo.core.progress import Progress
 
     device = device if device is not None else resolve_device()
     dim = int(model.config.hidden_size)

@@ -1,7 +1,7 @@
 """`encoders.<name>` in params → a loaded model + tokenizer, from a local `path` or the Hugging Face cache.
 
 Locating the weights (cache first, download only when allowed, one clear `EncoderUnavailable` otherwise) is
-`koemo.hub`'s, shared with the audio registry. Nothing runs remote code: models load with `AutoModel`,
+`koemo.core.hub`'s, shared with the audio registry. Nothing runs remote code: models load with `AutoModel`,
 tokenizers with `AutoTokenizer` or, for KoBERT, from its `spiece.model` (see `sp_tokenizer`).
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from koemo.hub import (MARKER, EncoderUnavailable, unknown_entry, WeightsRef, describe_source, from_pretrained,  # noqa: F401  (re-exported)
+from koemo.core.hub import (MARKER, EncoderUnavailable, unknown_entry, WeightsRef, describe_source, from_pretrained,  # noqa: F401  (re-exported)
                        load_model, locate)
 
 POOLINGS = ("cls", "mean")

@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from koemo.io import write_json
-from koemo.hub import MARKER
+from koemo.core.hub import MARKER
+from koemo.core.io import write_json
 
 TINY_ENCODERS = {"tiny-bert": "bert", "tiny-roberta": "roberta", "tiny-electra": "electra"}
 WORDPIECE_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from koemo.hub import MARKER
-from koemo.io import write_json
+from koemo.core.hub import MARKER
+from koemo.core.io import write_json
 
 TINY_AUDIO_ENCODERS = ("tiny-wav2vec2",)
 SAMPLE_RATE = 16000

@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from koemo.hub import MARKER
-from koemo.io import write_json
+from koemo.core.hub import MARKER
+from koemo.core.io import write_json
 from koemo.tiny.text import train_byte_bpe
 
 NAME = "tiny-whisper"

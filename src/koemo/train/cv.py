@@ -23,8 +23,8 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 from tqdm import tqdm
 
-from koemo.errors import UserError
-from koemo.metrics import classification_report, confusion_rows, majority_baseline
+from koemo.core.errors import UserError
+from koemo.core.metrics import classification_report, confusion_rows, majority_baseline
 from koemo.train.data import Examples
 from koemo.train.trainer import FitResult, Trainer, seed_everything
 
@@ -175,7 +175,7 @@ def save_fold(fold_dir: Path, outcome: FoldOutcome) -> None:
     """The fold's model files, its probabilities and, written last, its record (the mark of a complete fold)."""
     import json
 
-    from koemo.io import write_text
+    from koemo.core.io import write_text
 
     fold_dir.mkdir(parents=True, exist_ok=True)
     kept = outcome.save(fold_dir)
@@ -279,7 +279,7 @@ def torch_folds(labels: pd.DataFrame, build: Callable[[FoldPlan], FoldJob], trai
                             set(wav_ids[plan.holdout]), report)
 
         def save(directory: Path) -> list[str]:
-            from koemo.io import write_json
+            from koemo.core.io import write_json
 
             save_model_weights(job.model, directory / "model.safetensors")
             for name, content in job.files.items():
@@ -306,7 +306,7 @@ def save_model_weights(model, path: Path) -> None:
     """safetensors (no pickle); `save_model` copes with tied/shared tensors."""
     from safetensors.torch import save_model
 
-    from koemo.io import atomic_path
+    from koemo.core.io import atomic_path
 
     with atomic_path(path) as tmp:
         save_model(model, str(tmp))
@@ -315,7 +315,7 @@ def save_model_weights(model, path: Path) -> None:
 def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     from safetensors.numpy import save_file
 
-    from koemo.io import atomic_path
+    from koemo.core.io import atomic_path
 
     with atomic_path(path) as tmp:
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))

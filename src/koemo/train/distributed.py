@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from koemo.errors import UserError
+from koemo.core.errors import UserError
 
 
 def processes(runtime: Mapping[str, Any] | None) -> int:

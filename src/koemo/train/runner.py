@@ -2,7 +2,7 @@
 
 Outputs of model `<m>` (stage `train_<m>`; dvc.yaml passes every path): the predictions parquet, the model
 directory (config.json + fold<k>/model.safetensors and fold files), the headline metrics, the report (every
-detail) and the runtime JSON (`koemo.metrics.write_metrics`), the test confusion CSV and the dvclive curves.
+detail) and the runtime JSON (`koemo.core.metrics.write_metrics`), the test confusion CSV and the dvclive curves.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from koemo.io import atomic_dir, write_csv, write_json, write_parquet
-from koemo.metrics import add_metrics_args, format_rate, model_headline, write_metrics
+from koemo.core.io import atomic_dir, write_csv, write_json, write_parquet
+from koemo.core.metrics import add_metrics_args, format_rate, model_headline, write_metrics
 from koemo.train.cv import (CVResult, FoldJob, FoldPlan, FoldTrainer, confusion_table, cross_validate, kept_files,
                             plan_folds, predictions_frame, summarize, torch_folds)
 from koemo.train.distributed import broadcast
@@ -37,7 +37,7 @@ class TrainingPaths:
     predictions: Path
     confusion: Path
     live: Path
-    metrics: Path                            # the headline (`koemo.metrics.MODEL_HEADLINE`)
+    metrics: Path                            # the headline (`koemo.core.metrics.MODEL_HEADLINE`)
     runtime: Path
     report: Path                             # every detail: per-class, confusion, CV folds, intervals, per-group, …
     resume_dir: Path | None = None           # finished folds and the fold in progress of an interrupted run
@@ -126,13 +126,13 @@ def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str],
 
     A network gives `build` (its fold inputs; the one `Trainer` fits them); any other model gives `train_fold` (e.g.
     `train.tfidf.tfidf_folds`) and gets the same folds, resume, outputs and metrics, without epochs or curves.
-    `recorded`: the params the model depends on (`koemo.lineage.used_params`), kept in its config.json so
+    `recorded`: the params the model depends on (`koemo.train.lineage.used_params`), kept in its config.json so
     `koemo predict` can refuse weights built with other params; default: the `train` and `train_<model>` sections.
     With `paths.resume_dir`, each fold is kept there as it completes (and the fold in progress checkpointed per
     epoch) under a key of params, inputs and code; a rerun after a crash reuses them, and the directory is removed
     once every output is written. Under several processes (`koemo.train.distributed`) every one trains and predicts
     its share; only the main one looks in and writes the resume directory and writes the outputs.
-    `evaluation` (`koemo.evaluation.evaluation_params`): add the protocol, bootstrap
+    `evaluation` (`koemo.train.evaluation.evaluation_params`): add the protocol, bootstrap
     intervals and per-group results of the test set to the metrics.
     """
     import shutil
@@ -160,7 +160,7 @@ def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str],
                                 saves=main_process, share=broadcast)
         metrics = {"model": model, **summarize(labels, result, classes, folds, valid_fraction), "params": dict(recorded)}
         if evaluation is not None:
-            from koemo.evaluation import attach_groups, evaluate_test
+            from koemo.train.evaluation import attach_groups, evaluate_test
 
             test_rows = labels["split"].to_numpy() == "test"
             metrics.update(evaluate_test(attach_groups(labels, paths.labels), result.test[test_rows].argmax(axis=1),
@@ -196,7 +196,7 @@ def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str],
 
 
 def write_stage_metrics(paths: TrainingPaths, report: Mapping[str, Any], runtime: Mapping[str, Any]) -> None:
-    """A training stage's headline, report and runtime files (the one writer, `koemo.metrics.write_metrics`)."""
+    """A training stage's headline, report and runtime files (the one writer, `koemo.core.metrics.write_metrics`)."""
     write_metrics(paths.metrics, model_headline(report), paths.report, report, paths.runtime, runtime)
 
 
@@ -223,7 +223,7 @@ def runtime_figures(result: CVResult, trainer: Trainer | None, seconds: float) -
 
 
 def headline(model: str, metrics: Mapping[str, Any], runtime: Mapping[str, Any]) -> str:
-    from koemo.evaluation import ci_phrase, gap_phrase
+    from koemo.train.evaluation import ci_phrase, gap_phrase
 
     test, base = metrics["test"], metrics["baseline"]["test"]
     epochs = ", ".join(f"{f['epochs_run']}(best {f['best_epoch']})" for f in metrics["folds"])

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from koemo.device import describe as describe_device  # noqa: F401  (re-exported for the stages and benchmark)
-from koemo.metrics import classification_report
+from koemo.core.device import describe as describe_device  # noqa: F401  (re-exported for the stages and benchmark)
+from koemo.core.metrics import classification_report
 from koemo.train.data import Examples, make_loader
 from koemo.train.distributed import broadcast, gather, gather_rows, launched
 
@@ -83,7 +83,7 @@ def mixed_precision(precision: str, device_type: str) -> str:
     if precision == "fp32" or device_type != "cuda":
         return "no"  # CPU/MPS stay fp32: reproducible, and CPU autocast rarely pays off for these models
     if precision == "auto":
-        from koemo.device import bf16_native
+        from koemo.core.device import bf16_native
 
         return "bf16" if bf16_native() else "fp16"  # fp16 gets accelerate's GradScaler
     return precision
@@ -94,7 +94,7 @@ def make_accelerator(precision: str = "auto", device: str = "auto"):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
-    from koemo.device import require_cuda, warn_unusable_gpu
+    from koemo.core.device import require_cuda, warn_unusable_gpu
 
     if device == "cuda":
         require_cuda("train.device")
@@ -375,7 +375,7 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, result: 
                     rng: list[dict] | None = None) -> None:
     """The fit after its last finished epoch (written atomically: a kill mid-write leaves the previous one). `rng`:
     every process' generator states in rank order (default: this process')."""
-    from koemo.io import atomic_path
+    from koemo.core.io import atomic_path
 
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "best_state": best_state, "stale": stale, "rng": rng if rng is not None else [_rng_states()],

@@ -1,0 +1,1 @@
+"""The shared clip pass: decode every wav once, in a worker pool, for every audio stage."""

@@ -1,0 +1,1 @@
+"""Corpus readers (AI Hub, KEMDy) into the one manifest, the rater emotions, and the wavs' fingerprints."""

@@ -1,0 +1,360 @@
+"""Reader for the AI Hub "감정 분류를 위한 대화 음성 데이터셋" CSV releases (and the demo corpus, same format).
+
+Every CSV row read ends up either in the manifest or in the drop list with a reason; the caller can
+assert `kept + dropped == read`, and a release that leaves no row at all is an error. Headers are matched
+with whitespace removed because the releases disagree (`4번감정세기` vs `4번 감정세기`); encodings are
+detected (cp949, utf-8, utf-8-sig); a file that is not a CSV (empty, an unclosed quote, a row longer than
+the header) is an error naming its line, never a half-read file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from koemo.core.errors import UserError
+from koemo.corpus.emotions import normalize_emotion
+
+N_ANNOTATORS = 5
+# Canonical column → AI Hub header with all whitespace removed.
+HEADER_MAP = {
+    "wav_id": "wav_id",
+    "text": "발화문",
+    "situation": "상황",
+    **{f"emotion_{i}": f"{i}번감정" for i in range(1, N_ANNOTATORS + 1)},
+    **{f"intensity_{i}": f"{i}번감정세기" for i in range(1, N_ANNOTATORS + 1)},
+    "age": "나이",
+    "gender": "성별",
+}
+REQUIRED = ["wav_id", "text"] + [f"{kind}_{i}" for i in range(1, N_ANNOTATORS + 1) for kind in ("emotion", "intensity")]
+OPTIONAL = ["situation", "age", "gender"]
+DROP_REASONS = (
+    "empty_wav_id",
+    "empty_text",
+    "no_hangul",
+    "unknown_emotion",
+    "bad_intensity",
+    "too_few_fields",
+    "duplicate_wav_id",
+    "missing_wav",
+    "unreadable_wav",
+)
+# The row fields two copies of a wav_id are compared on (canonical name → the header users know).
+_COMPARED = {"text": "발화문", "situation": "상황",
+             **{f"{kind}_{i}": f"{i}번 감정{'세기' if kind == 'intensity' else ''}"
+                for i in range(1, N_ANNOTATORS + 1) for kind in ("emotion", "intensity")}}
+_HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
+# Raw download names (`4차_14606.csv`) → the release names most users rename them to.
+_RAW_RELEASE = {"4차": "4차년도", "5차": "5차년도"}
+
+
+SOURCES = ("demo", "aihub", "kemdy20", "kemdy19")  # data.source: the reader of data.dir (KEMDy: koemo.corpus.kemdy)
+
+
+class UnknownSource(UserError, ValueError):
+    """`data.source` is none of SOURCES."""
+
+
+class NotAnAIHubCSV(UserError, ValueError):
+    """A CSV below the data directory that lacks the AI Hub columns."""
+
+
+class NoAIHubData(UserError, FileNotFoundError):
+    """`data.dir` is missing or holds no release CSV."""
+
+
+class BadCSV(UserError, ValueError):
+    """A CSV that cannot be parsed as one: empty, undecodable, an unclosed quote, or rows longer than the header."""
+
+
+class NoUsableRows(UserError, ValueError):
+    """Every row of every release CSV was dropped (or there were none): nothing to label."""
+
+
+@dataclass
+class ReadResult:
+    manifest: pd.DataFrame
+    dropped: pd.DataFrame
+    files: list[dict] = field(default_factory=list)
+
+    @property
+    def rows_read(self) -> int:
+        return sum(f["rows"] for f in self.files)
+
+
+def release_name(csv_path: Path) -> str:
+    """`5차년도_2차_19374.csv` → `5차년도_2차`; `4차_14606.csv` → `4차년도`."""
+    stem = re.sub(r"_\d{3,}$", "", csv_path.stem)
+    return _RAW_RELEASE.get(stem, stem)
+
+
+def decode_bytes(raw: bytes) -> tuple[str, str]:
+    """Return (text, encoding): utf-8-sig if a BOM is present, else utf-8 if valid, else cp949."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return raw[3:].decode("utf-8"), "utf-8-sig"
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp949"), "cp949"
+    except UnicodeDecodeError as err:
+        raise NotAnAIHubCSV(f"cannot decode as utf-8 or cp949 (bad byte at offset {err.start})") from err
+
+
+@dataclass
+class CSVRows:
+    header: list[str]
+    records: list[tuple[int, list[str]]]  # (file line where the record starts, its fields), blank lines skipped
+    encoding: str
+
+
+def read_csv_rows(path: Path) -> CSVRows:
+    """Parse a CSV (cp949, utf-8 or utf-8-sig) with the csv module, keeping each record's line and field count.
+
+    Not pandas: it fills a short row with empty strings (so a truncated row looked like a bad intensity), and
+    when the first data row has one field too many it silently makes the first column the index, shifting
+    every column. A row longer than the header, or a quote left open, is a `BadCSV` naming its line(s); short
+    rows are returned as they are for the caller to judge.
+    """
+    try:
+        text, encoding = decode_bytes(path.read_bytes())
+    except NotAnAIHubCSV as err:
+        raise BadCSV(f"{path}: {err}. Re-save it as cp949 or UTF-8.") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records, multiline, ended = [], set(), 0
+    try:
+        for fields in reader:
+            start, ended = ended + 1, reader.line_num
+            if fields:
+                records.append((start, fields))
+                if ended > start:
+                    multiline.add(start)
+    except csv.Error as err:
+        raise BadCSV(f"{path}, line {reader.line_num}: {err}. Fix that line (or re-export the file) and rerun.") from None
+    if not records:
+        size = path.stat().st_size
+        raise BadCSV(f"{path} {'is empty (0 bytes)' if size == 0 else f'has no header line ({size} bytes, all blank)'}: "
+                     "re-export (or re-download) it, or remove it.")
+    (_, header), body = records[0], records[1:]
+    open_quote = [line for line, fields in body if line in multiline and len(fields) != len(header)]
+    if open_quote:
+        raise BadCSV(f"{path}, line {open_quote[0]}: a quote (\") opened on this line is not closed where the field "
+                     "ends, so the lines after it were read into this row. Close or remove that quote and rerun.")
+    long_rows = [(line, len(fields)) for line, fields in body if len(fields) > len(header)]
+    if long_rows:
+        listed = "; ".join(f"line {line} has {n} fields" for line, n in long_rows[:5])
+        more = f" (and {len(long_rows) - 5} more lines)" if len(long_rows) > 5 else ""
+        raise BadCSV(f"{path}, {listed}{more}, but the header has {len(header)}: most likely an unquoted comma inside "
+                     "the text (발화문). Quote that field (\"…, …\") or remove the extra comma, then rerun.")
+    return CSVRows(header, body, encoding)
+
+
+def read_release_csv(path: Path) -> tuple[pd.DataFrame, str, int]:
+    """Read one release CSV into canonical columns (all strings), `source_row` (the row's file line) and
+    `fields` (how many fields the row had; a short row's missing fields read as empty). Returns
+    (frame, encoding, the header's field count)."""
+    parsed = read_csv_rows(path)
+    position: dict[str, int] = {}
+    for k, col in enumerate(parsed.header):
+        position.setdefault(re.sub(r"\s+", "", col), k)
+    missing = [HEADER_MAP[c] for c in REQUIRED if HEADER_MAP[c] not in position]
+    if missing:
+        raise NotAnAIHubCSV(
+            f"{path} is not an AI Hub emotion CSV: missing column(s) {missing} (found {parsed.header[:8]}). "
+            "Move it out of data.dir, or point data.dir at the directory holding only the release "
+            "CSVs (4차년도.csv, 5차년도.csv, 5차년도_2차.csv) and their wavs."
+        )
+    width = len(parsed.header)
+    rows = [fields + [""] * (width - len(fields)) for _, fields in parsed.records]
+    out = pd.DataFrame({col: [row[position[HEADER_MAP[col]]].strip() if HEADER_MAP[col] in position else "" for row in rows]
+                        for col in REQUIRED + OPTIONAL}, dtype=object)
+    out["source_row"] = np.array([line for line, _ in parsed.records], dtype=np.int64)
+    out["fields"] = np.array([len(fields) for _, fields in parsed.records], dtype=np.int64)
+    return out, parsed.encoding, width
+
+
+def index_wavs(root: Path) -> dict[str, Path]:
+    """Map wav stem → path for every `*.wav` below root (first in sorted order wins)."""
+    found: dict[str, Path] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if name.lower().endswith(".wav"):
+                found.setdefault(name[:-4], Path(dirpath) / name)
+    return found
+
+
+def find_release_csvs(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() == ".csv")
+
+
+def _display_path(path: Path) -> str:
+    """Relative to the working directory (the repo root under DVC) when below it, else absolute."""
+    path = Path(os.path.abspath(path))
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def has_hangul(text: str) -> bool:
+    """Whether `text` holds a Hangul syllable or jamo. A text without any (emoji, English, digits) is nothing a
+    Korean model can read: its tokens are [UNK] or foreign sub-words, and any answer for it would be noise."""
+    return bool(_HANGUL.search(str(text)))
+
+
+def duplicate_detail(row: dict, first: dict) -> str:
+    """Where the kept copy of a repeated wav_id is, and whether the two rows agree (which fields differ, how)."""
+    def same(key: str) -> bool:  # emotions compared as the labels read them (`Angry` = `angry`)
+        if key.startswith(("emotion", "situation")):
+            return normalize_emotion(first[key]) == normalize_emotion(row[key])
+        return first[key] == row[key]
+
+    differ = [(name, first[key], row[key]) for key, name in _COMPARED.items() if not same(key)]
+    where = f"also {first['source_file']} line {first['source_row']} (kept)"
+    if not differ:
+        return f"{where}; the rows agree"
+    shown = "; ".join(f"{name} {a!r} vs {b!r}" for name, a, b in differ[:4])
+    more = f" (+{len(differ) - 4} more)" if len(differ) > 4 else ""
+    return f"{where}; the rows disagree: {shown}{more} (kept vs this row): check which copy is right"
+
+
+def _row_problem(row: dict, header_fields: int) -> tuple[str, str] | None:
+    if row["fields"] < header_fields:  # cut short: its last columns would read as empty, a misleading reason
+        return "too_few_fields", f"{row['fields']} fields, the header has {header_fields}"
+    if not row["wav_id"]:
+        return "empty_wav_id", ""
+    if not row["text"]:
+        return "empty_text", ""
+    if not has_hangul(row["text"]):
+        return "no_hangul", f"발화문={row['text'][:40]!r}: no Korean letter for a Korean text model to read"
+    for i in range(1, N_ANNOTATORS + 1):
+        if normalize_emotion(row[f"emotion_{i}"]) is None:
+            return "unknown_emotion", f"{i}번 감정={row[f'emotion_{i}']!r}"
+        value = row[f"intensity_{i}"]
+        try:
+            number = float(value)
+        except ValueError:
+            return "bad_intensity", f"{i}번 감정세기={value!r}"
+        if not number.is_integer() or not 0 <= number <= 2:
+            return "bad_intensity", f"{i}번 감정세기={value!r} (expected 0, 1 or 2)"
+    return None
+
+
+def read_wav_header(wav: Path):
+    """(soundfile's header, None) of a row's wav, or (None, the `unreadable_wav` problem naming it)."""
+    try:
+        return sf.info(str(wav)), None
+    except Exception as err:  # soundfile raises several types for broken headers
+        return None, ("unreadable_wav", f"{_display_path(wav)}: {err}")
+
+
+def read_aihub_dir(root: str | os.PathLike) -> ReadResult:
+    """Read every release CSV below `root`, validate rows, locate wavs; nothing is lost silently."""
+    root = Path(root)
+    if not root.is_dir():
+        raise NoAIHubData(
+            f"data.dir {root} does not exist. Put the AI Hub release CSVs and unzipped wav folders there, "
+            "or point data.dir at your copy: `koemo profile aihub-gpu --dir /path/to/your/copy` (or aihub-cpu; "
+            "`koemo profile demo` for the demo corpus)."
+        )
+    csvs = find_release_csvs(root)
+    if not csvs:
+        xlsx = sorted(root.rglob("*.xlsx"))
+        hint = f" Found {len(xlsx)} .xlsx file(s): save them as CSV first." if xlsx else ""
+        raise NoAIHubData(f"No release CSV found below {root}.{hint} Expected e.g. 5차년도_2차.csv with its wavs.")
+    wavs = index_wavs(root)
+
+    kept_rows, drops, files = [], [], []
+    seen_ids: dict[str, dict] = {}  # wav_id → its kept row (with source_file), for a later duplicate's detail
+    for csv_path in csvs:
+        frame, encoding, header_fields = read_release_csv(csv_path)
+        source = _display_path(csv_path)
+        release = release_name(csv_path)
+        kept_here = 0
+        for row in frame.to_dict("records"):
+            problem = _row_problem(row, header_fields)
+            wav = None
+            if problem is None and row["wav_id"] in seen_ids:
+                problem = ("duplicate_wav_id", duplicate_detail(row, seen_ids[row["wav_id"]]))
+            if problem is None:
+                wav = wavs.get(row["wav_id"])
+                if wav is None:
+                    problem = ("missing_wav", f"{row['wav_id']}.wav not found below {root}")
+            if problem is None:
+                info, problem = read_wav_header(wav)
+            if problem is not None:
+                drops.append({"source_file": source, "source_row": row["source_row"], "wav_id": row["wav_id"],
+                              "reason": problem[0], "detail": problem[1]})
+                continue
+            seen_ids[row["wav_id"]] = {**row, "source_file": source}
+            kept_here += 1
+            kept_rows.append({**row, "release": release, "source_file": source, "wav_path": _display_path(wav),
+                              "sample_rate": int(info.samplerate), "duration_s": float(info.duration)})
+        files.append({"file": source, "release": release, "encoding": encoding, "rows": len(frame), "kept": kept_here})
+
+    manifest = _finish_manifest(pd.DataFrame(kept_rows))
+    dropped = pd.DataFrame(drops, columns=["source_file", "source_row", "wav_id", "reason", "detail"])
+    result = ReadResult(manifest, dropped, files)
+    assert len(manifest) + len(dropped) == result.rows_read, "every row read must be kept or dropped"
+    if manifest.empty:  # a header-only or wholly broken release would otherwise fail later, in labels, misleadingly
+        raise NoUsableRows(_nothing_kept(root, result))
+    return result
+
+
+def _nothing_kept(root: Path, result: ReadResult) -> str:
+    """Which files were read and why each row went: the first example of every drop reason."""
+    read = ", ".join(f"{f['file']} ({f['rows']} row{'' if f['rows'] == 1 else 's'})" for f in result.files)
+    if result.dropped.empty:
+        return (f"no usable rows below {root}: the CSVs read, {read}, have a header but no data rows. Re-export the "
+                "release CSVs with their rows (or point data.dir at the complete copy) and rerun.")
+    counts = ", ".join(f"{reason} {n}" for reason, n in result.dropped["reason"].value_counts().items())
+    examples = "; ".join(f"{r.source_file} line {r.source_row}: {r.reason} {r.detail}".rstrip()
+                         for r in result.dropped.groupby("reason", sort=False).head(1).itertuples())
+    return (f"no usable rows below {root}: all {len(result.dropped)} row(s) of {read} were dropped ({counts}), "
+            f"e.g. {examples}. Fix those rows (missing_wav: put <wav_id>.wav below {root}) and rerun.")
+
+
+def _finish_manifest(frame: pd.DataFrame) -> pd.DataFrame:
+    columns = (["wav_id", "text", "situation", "release", "source_file", "source_row", "wav_path"]
+               + [f"emotion_{i}" for i in range(1, N_ANNOTATORS + 1)]
+               + [f"intensity_{i}" for i in range(1, N_ANNOTATORS + 1)]
+               + ["age", "gender", "sample_rate", "duration_s"])
+    if frame.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+    for i in range(1, N_ANNOTATORS + 1):
+        frame[f"emotion_{i}"] = frame[f"emotion_{i}"].map(normalize_emotion)
+        frame[f"intensity_{i}"] = frame[f"intensity_{i}"].astype(float).astype("int64")
+    frame["situation"] = frame["situation"].map(normalize_emotion)
+    frame["age"] = pd.to_numeric(frame["age"], errors="coerce").round().astype("Int64")
+    frame["source_row"] = frame["source_row"].astype("int64")
+    return frame[columns].sort_values("wav_id", kind="stable").reset_index(drop=True)
+
+
+def summarize(result: ReadResult, source: str) -> dict:
+    """The corpus stage's metrics: what was read, kept and dropped (by reason), per file and release."""
+    manifest = result.manifest
+    reasons = Counter(result.dropped["reason"])
+    return {
+        "source": source,
+        "files": result.files,
+        "rows_read": result.rows_read,
+        "rows_kept": len(manifest),
+        "rows_dropped": len(result.dropped),
+        "dropped_by_reason": {reason: reasons.get(reason, 0) for reason in DROP_REASONS},
+        "kept_by_release": manifest.groupby("release").size().to_dict() if len(manifest) else {},
+        "distinct_texts": int(manifest["text"].nunique()) if len(manifest) else 0,
+        "audio_hours": float(manifest["duration_s"].sum() / 3600) if len(manifest) else 0.0,
+        "sample_rates": {str(k): int(v) for k, v in manifest["sample_rate"].value_counts().sort_index().items()},
+        "age_missing": int(manifest["age"].isna().sum()) if len(manifest) else 0,
+    }
