@@ -125,7 +125,7 @@ def _free_port() -> int:
 
 
 def _node_env(root: Path, node: int, port: int, timeout: int) -> dict:
-    """The README's multi-machine recipe for machine `node` of 2 (one process each), on this machine."""
+    """The multi-machine recipe of docs/operations.md for machine `node` of 2 (one process each), on this machine."""
     return {"PET_NNODES": "2", "PET_NODE_RANK": str(node), "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(port),
             "PET_RDZV_CONF": f"timeout={timeout}", "KOEMO_TEST_WRITE_LOG": str(root / "writes.log")}
 

@@ -23,7 +23,7 @@ from koemo.core.hub import download_command
 OK, WARN, BLOCKER = "ok", "warn", "BLOCKER"
 HEADER_SAMPLE = 32          # wav headers read (evenly spaced over the rows): enough to see rates/channels/lengths
 MARGIN = 1.2                # projected disk × this must be free: temp siblings of an output exist while it is renamed
-PEAK_RSS = 1.5 * 2**30      # `make scale`: data stages' peak RSS ≤ 1.35 GiB, flat in N (README, Benchmarks)
+PEAK_RSS = 1.5 * 2**30      # `make scale`: data stages' peak RSS ≤ 1.35 GiB, flat in N (benchmarks/README.md)
 # Files a release directory may hold besides CSVs and wavs, silently skipped by the reader: named, never ignored.
 _HARMLESS = {".md", ".txt"}
 # Sizes of the registry's hub models when their config.json is not cached yet (hidden, layers, params, vocab).
@@ -257,7 +257,7 @@ def _locate(kind: str, registry: str, name: str, spec: Mapping[str, Any], tiny_s
         pickles = sorted(p.name for p in snapshot.glob("*.bin"))
         fix = ("koemo loads safetensors only (a .bin is a pickle): "
                + (f"pin {registry}.{name}.revision to a commit with model.safetensors (the repo's safetensors conversion "
-                  "pull request; README, Real models), then " if hub_id and not path else "")
+                  "pull request; docs/real-data.md, "The real models, as published"), then " if hub_id and not path else "")
                + ("convert it once on a trusted machine, `AutoModel.from_pretrained(DIR, use_safetensors=False)"
                   f".save_pretrained(OUT)`, and set {registry}.{name}.path to OUT")
                if pickles and weights else f"`{download}`" if hub_id and not path

@@ -2,7 +2,7 @@
 the user under ETRI's licence; written into the same manifest the AI Hub reader writes, so the labels and every
 later stage take it unchanged.
 
-Layout relied on (KEMDy20, from its public description and public loaders; see the README for what could not be
+Layout relied on (KEMDy20, from its public description and public loaders; see docs/real-data.md for what could not be
 verified):
 
     annotation/SessNN_eval.csv   two header rows: row 1 `Numb, Wav, , Segment ID, Total Evaluation, , , Eval01F, …`,
