@@ -257,7 +257,7 @@ def _locate(kind: str, registry: str, name: str, spec: Mapping[str, Any], tiny_s
         pickles = sorted(p.name for p in snapshot.glob("*.bin"))
         fix = ("koemo loads safetensors only (a .bin is a pickle): "
                + (f"pin {registry}.{name}.revision to a commit with model.safetensors (the repo's safetensors conversion "
-                  "pull request; docs/real-data.md, "The real models, as published"), then " if hub_id and not path else "")
+                  "pull request; docs/real-data.md, The real models as published), then " if hub_id and not path else "")
                + ("convert it once on a trusted machine, `AutoModel.from_pretrained(DIR, use_safetensors=False)"
                   f".save_pretrained(OUT)`, and set {registry}.{name}.path to OUT")
                if pickles and weights else f"`{download}`" if hub_id and not path
