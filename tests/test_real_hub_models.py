@@ -106,7 +106,11 @@ def test_koemo_check_passes_the_aihub_gpu_encoders_at_their_pins_and_names_the_f
                            ("wav2vec2-ko", "audio_encoders")):
         spec = PARAMS[registry][name]
         assert re.search(rf"^{registry}.{name}\s+ok\s+{spec['hub_id']}@{spec['revision'][:10]}: weights", rows[f"{registry}.{name}"]), out
-    assert "0 blocker(s)" in out and code == 0, out
+    # The profile's ASR model (issue 27) is not in this fixture: REAL_MODELS.md holds no facts on the Whisper repos, so
+    # its row alone blocks, naming the download at its pin; every text and audio encoder passes.
+    blockers = [line.split()[0] for line in out.splitlines() if "  BLOCKER  " in line]
+    assert len(blockers) == 1 and blockers[0].startswith("asr_models.") and code == 1, out
+    assert re.search(r"hf download openai/whisper-\S+ --revision [0-9a-f]{40} --include config.json model.safetensors", out), out
     # off the pin, main of KoBERT holds only the pickle: a blocker naming the pin as the fix
     code, rows, out = _check_rows(capsys, params, "-S", "encoders.kobert.revision=null")
     assert code == 1 and "skt/kobert-base-v1@a9f5849fce lacks model.safetensors (has pytorch_model.bin)" in rows["encoders.kobert"]
@@ -149,13 +153,15 @@ def _run_stage(stage, item, work, params):
     (work / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     done = subprocess.run(stage_argv(stage, item, work / "params.yaml"), cwd=work, capture_output=True, text=True)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
-    return json.loads((work / f"metrics/{stage}_{item}.json").read_text())
+    return json.loads((work / f"reports/{stage}_{item}.json").read_text())  # the report: every detail, lineage too
 
 
 def test_text_embeddings_on_each_real_text_encoder_records_the_commit_loaded(offline, tmp_path):
     work = tmp_path / "work"
     (work / "data").mkdir(parents=True)
     pd.DataFrame({"wav_id": [f"w{i}" for i in range(8)], "text": TEXTS[:8]}).to_parquet(work / "data/labels.parquet")
+    pd.DataFrame({"wav_id": [f"w{i}" for i in range(8)], "text": TEXTS[:8], "source": "transcript"}).to_parquet(
+        work / "data/texts.parquet")  # the text_source stage's output (text.source: transcript)
     for name in ("kobert", "klue-roberta", "koelectra"):
         spec = PARAMS["encoders"][name]
         params = {"encoders": {name: spec}, "text_embeddings": {**PARAMS["text_embeddings"], "device": "cpu"}}
