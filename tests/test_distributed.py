@@ -148,7 +148,7 @@ def test_two_machines_as_two_launchers_match_one_launcher_with_two_processes(tmp
     second.join()
     for node in (0, 1):
         assert done[node].returncode == 0, (node, done[node].stderr[-3000:])
-    assert json.loads((node0 / "metrics/runtime/train_multimodal.json").read_text())["processes"] == 2  # the world
+    assert json.loads((node0 / "reports/runtime/train_multimodal.json").read_text())["processes"] == 2  # the world
     a, b = (pd.read_parquet(r / "data/predictions/multimodal.parquet") for r in (one, node0))
     labels = pd.read_parquet(node0 / "data/labels.parquet")
     assert list(b["wav_id"]) == list(labels["wav_id"])  # every row once, in labels order

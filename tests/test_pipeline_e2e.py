@@ -129,7 +129,7 @@ def test_predict_one_utterance_and_missing_modality(demo_repo):
     assert text_only["audio"] is None and text_only["egemaps"] is None      # need the wav
     assert text_only["text"] == out["models"]["text"] and text_only["fusion"] is not None  # fusion survives it
     assert text_only["tfidf"] == out["models"]["tfidf"]
-    table = demo_repo.run("koemo", "predict", "--wav", row["wav_path"]).stdout
+    table = demo_repo.run("koemo", "predict", "--wav", row["wav_path"], "--no-asr").stdout  # speech alone, no ASR
     assert "audio" in table and "skipped" in table
     broken = demo_repo.root / "broken.wav"
     broken.write_bytes(b"RIFF not really a wav")
@@ -262,8 +262,8 @@ def test_metrics_diff_against_a_branch_with_one_changed_param(demo_repo):
     assert set(diff.get("metrics/stack.json", {})) <= set(MODEL_HEADLINE), diff
     # the details (C) are in the stack's report, a cached output: `koemo report` reads both revisions through DVC
     out = demo_repo.run(str(BIN / "koemo"), "report", "--rev", "main", "--rev", "fixed-c").stdout
-    assert "| stack | " in out and "Δ UA (fixed-c − main)" in out and "C=0.5)" in out, out  # the change named
-    assert "**stack** (logistic, C=0.5)" in demo_repo.run(str(BIN / "koemo"), "report", "--rev", "fixed-c").stdout
+    assert "| stack | " in out and "Δ UA (fixed-c − main)" in out and "C=0.5" in out, out  # the change named
+    assert "**stack** (logistic, C=0.5" in demo_repo.run(str(BIN / "koemo"), "report", "--rev", "fixed-c").stdout
     params_diff = json.loads(demo_repo.dvc("params", "diff", "main", "--json").stdout)
     assert params_diff["params.yaml"]["stack.C_grid"]["new"] in ([0.5], "[0.5]")  # dvc renders lists as text
     demo_repo.git("checkout", "-q", "main")
@@ -302,12 +302,14 @@ def test_aihub_source_on_a_release_shaped_directory(tmp_path_factory):
     changed = raw / "4차년도" / f"{hex_id(0)}.wav"
     write_wav(changed, seconds=0.2, seed=1000)                      # same length, other samples
     assert set(json.loads(repo.dvc("status", "--json", "--with-deps", *targets).stdout)) == {"corpus"}
-    assert ran(repo.dvc("repro", *targets).stdout) == {"corpus", "egemaps_features"}   # not labels, not the text model
+    # the ASR hears the changed wav too (transcribe reads every clip; text_source passes on the corpus transcript)
+    asr = {"transcribe@tiny-whisper", "text_source"}
+    assert ran(repo.dvc("repro", *targets).stdout) - asr == {"corpus", "egemaps_features"}   # not labels, not the text model
     write_wav(raw / "5차년도/5차_wav" / f"{hex_id(7)}.wav", seconds=0.2, seed=7)  # the missing wav arrives: a new row
-    assert ran(repo.dvc("repro", *targets).stdout) == {"corpus", "labels", "egemaps_features", "train_tfidf"}
+    assert ran(repo.dvc("repro", *targets).stdout) - asr == {"corpus", "labels", "egemaps_features", "train_tfidf"}
     assert repo.report("corpus")["rows_kept"] == 120
     changed.unlink()                                                # a wav removed: its row is dropped
-    assert ran(repo.dvc("repro", *targets).stdout) == {"corpus", "labels", "egemaps_features", "train_tfidf"}
+    assert ran(repo.dvc("repro", *targets).stdout) - asr == {"corpus", "labels", "egemaps_features", "train_tfidf"}
     assert repo.report("corpus")["dropped_by_reason"]["missing_wav"] == 1
 
 def test_two_processes_from_dvc_repro_train_text_with_bert_and_roberta(demo_repo):
@@ -320,7 +322,7 @@ def test_two_processes_from_dvc_repro_train_text_with_bert_and_roberta(demo_repo
             demo_repo.set_params(text={"model": model}, runtime={"processes": 2})
             out = demo_repo.dvc("repro", "-f", "-s", "train_text").stdout
             assert "train_text" in ran(out) and out.count("train_text: test UA") == 1, out
-            assert json.loads((demo_repo.root / "metrics/runtime/train_text.json").read_text())["processes"] == 2
+            assert json.loads((demo_repo.root / "reports/runtime/train_text.json").read_text())["processes"] == 2
             two = pd.read_parquet(demo_repo.root / "data/predictions/text.parquet")
             assert list(two["wav_id"]) == list(labels["wav_id"])  # every row once
             assert not two[[c for c in two if c.startswith("prob_")]].isna().any().any()

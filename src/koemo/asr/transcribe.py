@@ -37,11 +37,21 @@ def _dtype(device):
 def transcribe(recognizer, waves: Sequence[np.ndarray], batch_size: int = 16, max_new_tokens: int = 48,
                num_beams: int = 1, device=None, stats: TranscribeStats | None = None, progress=None) -> list[str]:
     """One transcript per wave (mono float32 at `recognizer.sample_rate`), in input order."""
-    import torch
-
     from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()  # a "max_new_tokens and max_length both set" warning per batch buries the progress
+    # a "max_new_tokens and max_length both set" warning per batch buries the progress: quiet transformers while
+    # decoding, and give the process its verbosity back after (other loads' reports must still show)
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return _transcribe(recognizer, waves, batch_size, max_new_tokens, num_beams, device, stats, progress)
+    finally:
+        hf_logging.set_verbosity(previous)
+
+
+def _transcribe(recognizer, waves, batch_size, max_new_tokens, num_beams, device, stats, progress) -> list[str]:
+    import torch
+
     device = device if device is not None else resolve_device()
     stats = stats if stats is not None else TranscribeStats()
     model = recognizer.model.to(device=device, dtype=_dtype(device)).eval()
