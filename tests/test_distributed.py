@@ -156,12 +156,12 @@ def test_two_machines_as_two_launchers_match_one_launcher_with_two_processes(tmp
     gap = np.abs(a[probs].to_numpy() - b[probs].to_numpy()).max()
     print(f"two launchers vs one launcher × 2 processes: max |Δp| {gap:.2e}")
     assert gap < 1e-6  # one world of 2 either way: same shards, same all-reduce
-    ma, mb = (json.loads((r / "metrics/train_multimodal.json").read_text()) for r in (one, node0))
+    ma, mb = (json.loads((r / "reports/train_multimodal.json").read_text()) for r in (one, node0))
     assert ma["test"] == mb["test"] and ma["oof"] == mb["oof"]
     writes = [line.split(" ", 1) for line in (node0 / "writes.log").read_text().splitlines()]
     assert {rank for rank, _ in writes} == {"0"}, writes
     assert not (node1 / "writes.log").exists(), (node1 / "writes.log").read_text()  # machine 1 wrote nothing
-    assert not (node1 / "data/predictions").exists() and not (node1 / "metrics").exists()
+    assert not (node1 / "data/predictions").exists() and not (node1 / "metrics").exists() and not (node1 / "reports").exists()
 
 
 @pytest.mark.parametrize("node", [0, 1])

@@ -302,8 +302,8 @@ def test_aihub_source_on_a_release_shaped_directory(tmp_path_factory):
     changed = raw / "4차년도" / f"{hex_id(0)}.wav"
     write_wav(changed, seconds=0.2, seed=1000)                      # same length, other samples
     assert set(json.loads(repo.dvc("status", "--json", "--with-deps", *targets).stdout)) == {"corpus"}
-    # the ASR hears the changed wav too (transcribe reads every clip; text_source passes on the corpus transcript)
-    asr = {"transcribe@tiny-whisper", "text_source"}
+    # the ASR hears the changed wav too (transcribe reads every clip; text_source passes on the corpus transcript).
+    asr = {"tiny_asr", "transcribe@tiny-whisper", "text_source"}  # a new or dropped row: the tiny ASR retrains too
     assert ran(repo.dvc("repro", *targets).stdout) - asr == {"corpus", "egemaps_features"}   # not labels, not the text model
     write_wav(raw / "5차년도/5차_wav" / f"{hex_id(7)}.wav", seconds=0.2, seed=7)  # the missing wav arrives: a new row
     assert ran(repo.dvc("repro", *targets).stdout) - asr == {"corpus", "labels", "egemaps_features", "train_tfidf"}
