@@ -1,7 +1,6 @@
 """audio_features stage: the named feature kinds of every labels clip (+ augmented training copies), all from one
 decode and one augmentation of each clip."""
 
-import argparse
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -9,20 +8,18 @@ import pandas as pd
 
 from koemo.clips.extraction import LABEL_COLUMNS, check_failures
 from koemo.core.errors import UserError
-from koemo.core.metrics import add_metrics_args, data_headline, format_rate, write_metrics
+from koemo.core.metrics import data_headline, format_rate, write_metrics
 from koemo.core.params import load_params
-from koemo.core.runner import run_stage
+from koemo.core.runner import LABELS_HELP, run_stage, stage_parser
 from koemo.features.mel.augment import AugmentSpec
 from koemo.features.mel.cache import extract_pass, open_outputs
 from koemo.features.mel.spectral import KINDS, FeatureSpec
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = stage_parser(__doc__, ("--labels", LABELS_HELP))
     parser.add_argument("--kinds", nargs="+", choices=KINDS, required=True, help="the kinds this pass computes")
-    parser.add_argument("--labels", type=Path, required=True, help="the labels stage's table (parquet)")
     parser.add_argument("--outs", type=Path, nargs="+", required=True, help="one directory per kind, in --kinds order")
-    add_metrics_args(parser)
     args = parser.parse_args(argv)
     if len(args.outs) != len(args.kinds):
         raise UserError(f"--outs names {len(args.outs)} directories for {len(args.kinds)} kinds; give one per kind")

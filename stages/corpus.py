@@ -1,27 +1,21 @@
 """corpus stage: the AI Hub release(s) or the demo corpus → one manifest (+ the drop report)."""
 
-import argparse
 import time
-from pathlib import Path
 
 from koemo.core.io import write_csv, write_parquet
-from koemo.core.metrics import add_metrics_args, data_headline, write_metrics
+from koemo.core.metrics import data_headline, write_metrics
 from koemo.core.params import load_params
-from koemo.core.runner import run_stage
+from koemo.core.runner import run_stage, stage_parser
 from koemo.corpus import kemdy
 from koemo.corpus.aihub import SOURCES, NoAIHubData, UnknownSource, read_aihub_dir, summarize
 from koemo.corpus.wav_index import fingerprint_wavs
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data-dir", type=Path, required=True,
-                        help="data.dir: the demo corpus (data/raw/demo) or the AI Hub copy, read as data.source says")
-    parser.add_argument("--manifest", type=Path, required=True, help="one row per usable CSV row (parquet)")
-    parser.add_argument("--dropped", type=Path, required=True, help="every dropped row with its reason (CSV)")
-    parser.add_argument("--wavs", type=Path, required=True,
-                        help="size + content hash of every kept row's wav: what the audio stages depend on (parquet)")
-    add_metrics_args(parser)
+    parser = stage_parser(
+        __doc__, ("--data-dir", "data.dir: the demo corpus (data/raw/demo) or the AI Hub copy, read as data.source says"),
+        ("--manifest", "one row per usable CSV row (parquet)"), ("--dropped", "every dropped row with its reason (CSV)"),
+        ("--wavs", "size + content hash of every kept row's wav: what the audio stages depend on (parquet)"))
     args = parser.parse_args(argv)
     source = load_params()["data"]["source"]
     if source not in SOURCES:

@@ -1,13 +1,11 @@
 """demo stage: synthesise the offline Korean demo corpus (AI Hub format); a README only for data.source other than demo."""
 
-import argparse
 import os
 import time
-from pathlib import Path
 
-from koemo.core.metrics import add_metrics_args, data_headline, write_metrics
+from koemo.core.metrics import data_headline, write_metrics
 from koemo.core.params import load_params
-from koemo.core.runner import run_stage
+from koemo.core.runner import run_stage, stage_parser
 from koemo.demo import build_demo_corpus, write_disabled
 
 # Each utterance is synthesised by a fresh espeak-ng instance, so the bytes do not depend on this.
@@ -15,9 +13,7 @@ WORKERS = min(2, os.cpu_count() or 1)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, required=True, help="the demo corpus directory (CSV + wav/)")
-    add_metrics_args(parser)
+    parser = stage_parser(__doc__, ("--out", "the demo corpus directory (CSV + wav/)"))
     args = parser.parse_args(argv)
     params = load_params()
     source, demo = params["data"]["source"], params["demo"]

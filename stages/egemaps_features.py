@@ -1,23 +1,19 @@
 """egemaps_features stage: openSMILE eGeMAPSv02 functionals (88 per clip) of every labels clip, in shards."""
 
-import argparse
-from pathlib import Path
 
 import pandas as pd
 
 from koemo.clips.extraction import LABEL_COLUMNS, check_failures
 from koemo.core.io import atomic_dir
-from koemo.core.metrics import add_metrics_args, data_headline, format_rate, write_metrics
+from koemo.core.metrics import data_headline, format_rate, write_metrics
 from koemo.core.params import load_params
-from koemo.core.runner import run_stage
+from koemo.core.runner import LABELS_HELP, run_stage, stage_parser
 from koemo.features.egemaps import extract_egemaps
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--labels", type=Path, required=True, help="the labels stage's table (parquet)")
-    parser.add_argument("--out", type=Path, required=True, help="directory: float32 shards + index.parquet + failures.csv")
-    add_metrics_args(parser)
+    parser = stage_parser(__doc__, ("--labels", LABELS_HELP),
+                          ("--out", "directory: float32 shards + index.parquet + failures.csv"))
     args = parser.parse_args(argv)
     params = load_params()
     audio, settings = params["audio"], params["egemaps"]

@@ -1,22 +1,18 @@
 """labels stage: five annotators → one label; one grouped, stratified test + K-fold split."""
 
-import argparse
-from pathlib import Path
 
 import pandas as pd
 
 from koemo.core.io import write_parquet
-from koemo.core.metrics import add_metrics_args, data_headline, write_metrics
+from koemo.core.metrics import data_headline, write_metrics
 from koemo.core.params import load_params
-from koemo.core.runner import run_stage
+from koemo.core.runner import run_stage, stage_parser
 from koemo.labels.aggregate import build_label_table
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--manifest", type=Path, required=True, help="the corpus stage's manifest (parquet)")
-    parser.add_argument("--out", type=Path, required=True, help="the labels table every later stage reads (parquet)")
-    add_metrics_args(parser)
+    parser = stage_parser(__doc__, ("--manifest", "the corpus stage's manifest (parquet)"),
+                          ("--out", "the labels table every later stage reads (parquet)"))
     args = parser.parse_args(argv)
     params = load_params()
     manifest = pd.read_parquet(args.manifest)

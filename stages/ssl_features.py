@@ -1,27 +1,23 @@
 """ssl_features@<audio encoder> stage: all hidden layers of a frozen SSL speech encoder, mean-pooled per clip."""
 
-import argparse
 import sys
-from pathlib import Path
 
 import pandas as pd
 
 from koemo.clips.extraction import check_failures
 from koemo.core.device import resolve_device
 from koemo.core.io import atomic_dir
-from koemo.core.metrics import add_metrics_args, data_headline, format_rate, write_metrics
+from koemo.core.metrics import data_headline, format_rate, write_metrics
 from koemo.core.params import load_params
-from koemo.core.runner import run_stage
+from koemo.core.runner import LABELS_HELP, run_stage, stage_parser
 from koemo.ssl.cache import extract_features
 from koemo.ssl.registry import load_audio_encoder, unknown_audio_encoder
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = stage_parser(__doc__, ("--labels", LABELS_HELP),
+                          ("--out", "directory: float16 shards + index.parquet + failures.csv"))
     parser.add_argument("encoder", help="a name from params.yaml `audio_encoders`")
-    parser.add_argument("--labels", type=Path, required=True, help="the labels stage's table (parquet)")
-    parser.add_argument("--out", type=Path, required=True, help="directory: float16 shards + index.parquet + failures.csv")
-    add_metrics_args(parser)
     args = parser.parse_args(argv)
     params = load_params()
     if args.encoder not in params["audio_encoders"]:

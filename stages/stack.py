@@ -1,29 +1,25 @@
 """stack stage: meta-learner on the base models' out-of-fold probabilities; final test metrics and plots."""
 
-import argparse
 import time
-from pathlib import Path
 
 import pandas as pd
 
 from koemo.core.io import write_csv, write_json, write_parquet
-from koemo.core.metrics import add_metrics_args, confusion_rows, model_headline, write_metrics
+from koemo.core.metrics import confusion_rows, model_headline, write_metrics
 from koemo.core.params import load_params
-from koemo.core.runner import run_stage
+from koemo.core.runner import LABELS_HELP, run_stage, stage_parser
 from koemo.train.evaluation import ci_phrase, evaluation_params, gap_phrase
 from koemo.train.stack import load_base_predictions, prob_columns, run_stack
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--labels", type=Path, required=True, help="the labels stage's table (parquet)")
-    parser.add_argument("--base-predictions", type=Path, required=True, help="directory of <model>.parquet per base model")
-    parser.add_argument("--predictions", type=Path, required=True, help="the stack's test probabilities (parquet)")
-    parser.add_argument("--model-dir", type=Path, required=True, help="the fitted meta-learner (meta.json)")
-    parser.add_argument("--confusion", type=Path, required=True, help="test confusion rows for dvc plots (CSV)")
-    parser.add_argument("--per-class-f1", type=Path, required=True, help="test F1 per class of every model (CSV)")
-    parser.add_argument("--groups", type=Path, required=True, help="test UA per 성별 / 나이 band of every model (CSV)")
-    add_metrics_args(parser)
+    parser = stage_parser(__doc__, ("--labels", LABELS_HELP),
+                          ("--base-predictions", "directory of <model>.parquet per base model"),
+                          ("--predictions", "the stack's test probabilities (parquet)"),
+                          ("--model-dir", "the fitted meta-learner (meta.json)"),
+                          ("--confusion", "test confusion rows for dvc plots (CSV)"),
+                          ("--per-class-f1", "test F1 per class of every model (CSV)"),
+                          ("--groups", "test UA per 성별 / 나이 band of every model (CSV)"))
     args = parser.parse_args(argv)
     started = time.perf_counter()
     params = load_params()

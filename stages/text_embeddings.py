@@ -1,28 +1,23 @@
 """text_embeddings@<encoder> stage: one pooled vector per labels row, each distinct text embedded once."""
 
-import argparse
 import sys
-from pathlib import Path
 
 import pandas as pd
 
 from koemo.asr.text_source import apply_texts, texts_argument
 from koemo.core.io import atomic_dir
-from koemo.core.metrics import add_metrics_args, data_headline, format_rate, write_metrics
+from koemo.core.metrics import data_headline, format_rate, write_metrics
 from koemo.core.params import load_params
-from koemo.core.runner import run_stage
+from koemo.core.runner import LABELS_HELP, run_stage, stage_parser
 from koemo.core.shards import ShardWriter
 from koemo.text.embed import embed_labels, resolve_device
 from koemo.text.registry import load_encoder, unknown_encoder
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = stage_parser(__doc__, ("--labels", LABELS_HELP), ("--out", "directory: float32 shards + index.parquet"))
     parser.add_argument("encoder", help="a name from params.yaml `encoders`")
-    parser.add_argument("--labels", type=Path, required=True, help="the labels stage's table (parquet)")
-    parser.add_argument("--out", type=Path, required=True, help="directory: float32 shards + index.parquet")
     texts_argument(parser)
-    add_metrics_args(parser)
     args = parser.parse_args(argv)
     params = load_params()
     if args.encoder not in params["encoders"]:

@@ -1,23 +1,19 @@
 """text_source stage: the text every text model reads (text.source: transcript | asr), one row per labels row."""
 
-import argparse
-from pathlib import Path
 
 import pandas as pd
 
 from koemo.asr.text_source import build_texts
 from koemo.core.io import write_parquet
-from koemo.core.metrics import add_metrics_args, data_headline, write_metrics
+from koemo.core.metrics import data_headline, write_metrics
 from koemo.core.params import load_params
-from koemo.core.runner import run_stage
+from koemo.core.runner import LABELS_HELP, run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--labels", type=Path, required=True, help="the labels stage's table (parquet)")
-    parser.add_argument("--transcripts", type=Path, required=True, help="the transcribe stage's output of asr.model")
-    parser.add_argument("--out", type=Path, required=True, help="parquet: wav_id, text, source")
-    add_metrics_args(parser)
+    parser = stage_parser(__doc__, ("--labels", LABELS_HELP),
+                          ("--transcripts", "the transcribe stage's output of asr.model"),
+                          ("--out", "parquet: wav_id, text, source"))
     args = parser.parse_args(argv)
     params = load_params()
     source, asr = params["text"].get("source", "transcript"), params["asr"]["model"]

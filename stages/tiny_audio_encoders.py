@@ -1,20 +1,16 @@
 """tiny_audio_encoders stage: a random-init tiny wav2vec2 ("local-tiny") from params alone (no data, no text params)."""
 
-import argparse
 import time
-from pathlib import Path
 
 from koemo.core.io import atomic_dir
-from koemo.core.metrics import add_metrics_args, data_headline, write_metrics
+from koemo.core.metrics import data_headline, write_metrics
 from koemo.core.params import load_params
-from koemo.core.runner import run_stage
+from koemo.core.runner import run_stage, stage_parser
 from koemo.tiny.wav2vec2 import build_tiny_audio_encoders
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, required=True, help="directory of the tiny audio encoders, one per name")
-    add_metrics_args(parser)
+    parser = stage_parser(__doc__, ("--out", "directory of the tiny audio encoders, one per name"))
     args = parser.parse_args(argv)
     params = load_params()["tiny_audio_encoders"]
     start = time.perf_counter()

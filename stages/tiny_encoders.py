@@ -1,23 +1,19 @@
 """tiny_encoders stage: random-init tiny BERT/RoBERTa/ELECTRA + tokenizers trained on training-split text."""
 
-import argparse
 import time
-from pathlib import Path
 
 import pandas as pd
 
 from koemo.core.io import atomic_dir
-from koemo.core.metrics import add_metrics_args, data_headline, write_metrics
+from koemo.core.metrics import data_headline, write_metrics
 from koemo.core.params import load_params
-from koemo.core.runner import run_stage
+from koemo.core.runner import run_stage, stage_parser
 from koemo.tiny.text import build_tiny_encoders
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--labels", type=Path, required=True, help="the labels stage's table (its training-split text)")
-    parser.add_argument("--out", type=Path, required=True, help="directory of the tiny encoders, one per name")
-    add_metrics_args(parser)
+    parser = stage_parser(__doc__, ("--labels", "the labels stage's table (its training-split text)"),
+                          ("--out", "directory of the tiny encoders, one per name"))
     args = parser.parse_args(argv)
     params = load_params()["tiny_encoders"]
     labels = pd.read_parquet(args.labels, columns=["text", "split"])

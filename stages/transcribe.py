@@ -1,8 +1,6 @@
 """transcribe@<asr> stage: a Whisper transcript of every labels clip, scored (CER/WER) against the corpus transcript."""
 
-import argparse
 import sys
-from pathlib import Path
 
 import pandas as pd
 
@@ -10,17 +8,14 @@ from koemo.asr.registry import load_asr, unknown_asr
 from koemo.asr.transcribe import transcribe_labels
 from koemo.core.device import resolve_device
 from koemo.core.io import write_parquet
-from koemo.core.metrics import add_metrics_args, data_headline, format_rate, write_metrics
+from koemo.core.metrics import data_headline, format_rate, write_metrics
 from koemo.core.params import load_params
-from koemo.core.runner import run_stage
+from koemo.core.runner import LABELS_HELP, run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = stage_parser(__doc__, ("--labels", LABELS_HELP), ("--out", "parquet: wav_id, text (the transcript), asr_failure"))
     parser.add_argument("asr", help="a name from params.yaml `asr_models`")
-    parser.add_argument("--labels", type=Path, required=True, help="the labels stage's table (parquet)")
-    parser.add_argument("--out", type=Path, required=True, help="parquet: wav_id, text (the transcript), asr_failure")
-    add_metrics_args(parser)
     args = parser.parse_args(argv)
     params = load_params()
     if args.asr not in params.get("asr_models", {}):

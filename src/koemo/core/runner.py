@@ -1,4 +1,5 @@
-"""How every `stages/<stage>.py` runs its `main`: one message for a user error, a thread budget, no stale temps.
+"""How every `stages/<stage>.py` runs its `main`: one message for a user error, a thread budget, no stale temps;
+and the parser its `main` starts from (`stage_parser`).
 
 A `UserError` ends the stage with its message and exit status 1 instead of a traceback (raised inside
 `io.atomic_dir`, it has already removed the half-written output); any other exception is a bug and keeps its
@@ -8,13 +9,29 @@ stage left beside the paths this one reads and writes is cleared (`io.sweep_stal
 
 from __future__ import annotations
 
+import argparse
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 from koemo.core.device import configure_threads
 from koemo.core.errors import UserError
 from koemo.core.io import sweep_stale_temps
+from koemo.core.metrics import add_metrics_args
 from koemo.core.params import load_params
+
+
+LABELS_HELP = "the labels stage's table (parquet)"
+
+
+def stage_parser(description: str, *paths: tuple[str, str]) -> argparse.ArgumentParser:
+    """A stage script's parser: each `(flag, help)` a required path option, then the --metrics/--report/--runtime
+    files every stage writes; the stage adds what is its own (a registry name, other options)."""
+    parser = argparse.ArgumentParser(description=description)
+    for flag, help_text in paths:
+        parser.add_argument(flag, type=Path, required=True, help=help_text)
+    add_metrics_args(parser)
+    return parser
 
 
 def run_stage(stage: str, main: Callable[..., Any], *args: Any) -> None:
