@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
-from koemo.core.hub import EncoderUnavailable, WeightsRef, describe_source, from_pretrained, locate, unknown_entry
+from koemo.core.hub import EncoderUnavailable, HubEntry, describe_source, from_pretrained, locate, unknown_entry
 
 _HUB_FILES = ("config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json",
               "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt",
@@ -24,25 +24,20 @@ def unknown_asr(name: str, registry: Mapping[str, Any], key: str = "the stage ar
 
 
 @dataclass(frozen=True)
-class AsrSpec:
-    name: str
-    hub_id: str | None
-    path: str | None
-    language: str
-    revision: str | None = None
+class AsrSpec(HubEntry):
+    language: str = "ko"
+
+    kind: ClassVar[str] = "Speech recognizer"
+    section: ClassVar[str] = "asr_models"
+    tiny_stage: ClassVar[str] = "tiny_asr"
+    hub_files: ClassVar[tuple[str, ...]] = _HUB_FILES
+    required: ClassVar[tuple[str, ...]] = ("config.json", "preprocessor_config.json")
+    files_hint: ClassVar[str] = ("config.json, generation_config.json, preprocessor_config.json, model.safetensors, "
+                                 "tokenizer files")
 
     @classmethod
     def from_params(cls, name: str, spec: Mapping[str, Any]) -> "AsrSpec":
-        hub_id, path = spec.get("hub_id"), spec.get("path")
-        if not hub_id and not path:
-            raise ValueError(f"asr_models.{name}: set `hub_id` (a Hugging Face model id) or `path` (a local model directory)")
-        return cls(name, hub_id or None, path or None, str(spec.get("language", "ko")), spec.get("revision") or None)
-
-    def weights(self) -> WeightsRef:
-        return WeightsRef("Speech recognizer", "asr_models", self.name, self.hub_id, self.path, "tiny_asr", _HUB_FILES,
-                          required=("config.json", "preprocessor_config.json"),
-                          files_hint="config.json, generation_config.json, preprocessor_config.json, model.safetensors, "
-                                     "tokenizer files", revision=self.revision)
+        return cls(**cls.location(name, spec), language=str(spec.get("language", "ko")))
 
 
 @dataclass

@@ -18,7 +18,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Mapping
 
 from koemo.core.errors import UserError
 
@@ -67,6 +67,37 @@ class WeightsRef:
     def hub_kwargs(self) -> dict[str, Any]:
         """What every hub call (snapshot_download, from_pretrained) gets: the pinned revision."""
         return {"revision": self.revision} if self.revision and not self.path else {}
+
+
+@dataclass(frozen=True)
+class HubEntry:
+    """What every registry entry (`encoders.<name>`, `audio_encoders.<name>`, `asr_models.<name>`) holds: a local
+    `path` or a `hub_id` pinned to a `revision`. A registry subclasses it with its own keys and constants."""
+
+    name: str
+    hub_id: str | None
+    path: str | None
+    revision: str | None  # a hub commit pinning the weights
+
+    kind: ClassVar[str]                      # how messages name it: "Text encoder", …
+    section: ClassVar[str]                   # the params section: "encoders", …
+    tiny_stage: ClassVar[str]                # the stage that builds this kind's local tiny models
+    hub_files: ClassVar[tuple[str, ...]]     # the files a load reads (`WeightsRef.hub_files`)
+    required: ClassVar[tuple[str, ...]] = ("config.json",)
+    files_hint: ClassVar[str] = "config.json, model.safetensors"
+
+    @classmethod
+    def location(cls, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """The entry's shared fields from params (a ValueError when neither hub_id nor path is set)."""
+        hub_id, path = spec.get("hub_id"), spec.get("path")
+        if not hub_id and not path:
+            raise ValueError(f"{cls.section}.{name}: set `hub_id` (a Hugging Face model id) or `path` (a local model "
+                             "directory)")
+        return {"name": name, "hub_id": hub_id or None, "path": path or None, "revision": spec.get("revision") or None}
+
+    def weights(self) -> WeightsRef:
+        return WeightsRef(self.kind, self.section, self.name, self.hub_id, self.path, self.tiny_stage, self.hub_files,
+                          required=self.required, files_hint=self.files_hint, revision=self.revision)
 
 
 def download_command(hub_id: str, revision: str | None, files: tuple[str, ...]) -> str:

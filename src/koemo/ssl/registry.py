@@ -9,11 +9,11 @@ safetensors weights are loaded (see `koemo.core.hub`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from koemo.core.hub import EncoderUnavailable, unknown_entry, WeightsRef, describe_source, from_pretrained, load_model, locate
+from koemo.core.hub import EncoderUnavailable, HubEntry, describe_source, from_pretrained, load_model, locate, unknown_entry
 
 # What a load reads: the download's --include list (not the optimizer state or pickles a fine-tune repo also holds)
 HUB_FILES = ("config.json", "preprocessor_config.json", "model.safetensors")
@@ -25,27 +25,22 @@ def unknown_audio_encoder(name: str, registry: Mapping[str, Any], key: str = "th
 
 
 @dataclass(frozen=True)
-class AudioEncoderSpec:
-    name: str
-    hub_id: str | None
-    path: str | None
-    revision: str | None = None  # a hub commit pinning the weights
+class AudioEncoderSpec(HubEntry):
+    kind: ClassVar[str] = "Audio encoder"
+    section: ClassVar[str] = "audio_encoders"
+    tiny_stage: ClassVar[str] = "tiny_audio_encoders"
+    hub_files: ClassVar[tuple[str, ...]] = HUB_FILES
+    required: ClassVar[tuple[str, ...]] = ("config.json", "preprocessor_config.json")
+    files_hint: ClassVar[str] = "config.json, preprocessor_config.json, model.safetensors"
 
     @classmethod
     def from_params(cls, name: str, spec: Mapping[str, Any]) -> "AudioEncoderSpec":
-        hub_id, path = spec.get("hub_id"), spec.get("path")
-        if not hub_id and not path:
-            raise ValueError(f"audio_encoders.{name}: set `hub_id` (a Hugging Face model id) or `path` (a local model directory)")
+        location = cls.location(name, spec)
         unknown = set(spec) - {"hub_id", "path", "revision"}
         if unknown:
             raise ValueError(f"audio_encoders.{name}: unknown keys {sorted(unknown)} (expected hub_id and/or path, "
                              "optionally revision)")
-        return cls(name, hub_id or None, path or None, spec.get("revision") or None)
-
-    def weights(self) -> WeightsRef:
-        return WeightsRef("Audio encoder", "audio_encoders", self.name, self.hub_id, self.path, "tiny_audio_encoders",
-                          HUB_FILES, required=("config.json", "preprocessor_config.json"),
-                          files_hint="config.json, preprocessor_config.json, model.safetensors", revision=self.revision)
+        return cls(**location)
 
 
 @dataclass

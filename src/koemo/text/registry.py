@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
-from koemo.core.hub import (MARKER, EncoderUnavailable, unknown_entry, WeightsRef, describe_source, from_pretrained,  # noqa: F401  (re-exported)
-                       load_model, locate)
+from koemo.core.hub import (MARKER, EncoderUnavailable, HubEntry, describe_source, from_pretrained,  # noqa: F401  (re-exported)
+                            load_model, locate, unknown_entry)
 
 POOLINGS = ("cls", "mean")
 TOKENIZER_KINDS = ("auto", "sentencepiece")
@@ -49,20 +49,23 @@ def unknown_encoder(name: str, registry: Mapping[str, Any], key: str = "the stag
 
 
 @dataclass(frozen=True)
-class EncoderSpec:
-    name: str
-    hub_id: str | None
-    path: str | None
-    tokenizer: str
-    pooling: str
-    max_length: int
-    revision: str | None = None  # a hub commit pinning the weights
+class EncoderSpec(HubEntry):
+    tokenizer: str = "auto"
+    pooling: str = "cls"
+    max_length: int = 64
+
+    kind: ClassVar[str] = "Text encoder"
+    section: ClassVar[str] = "encoders"
+    tiny_stage: ClassVar[str] = "tiny_encoders"
+    files_hint: ClassVar[str] = "config.json, model.safetensors, tokenizer files"
+
+    @property
+    def hub_files(self) -> tuple[str, ...]:  # per tokenizer kind
+        return HUB_FILES[self.tokenizer]
 
     @classmethod
     def from_params(cls, name: str, spec: Mapping[str, Any]) -> "EncoderSpec":
-        hub_id, path = spec.get("hub_id"), spec.get("path")
-        if not hub_id and not path:
-            raise ValueError(f"encoders.{name}: set `hub_id` (a Hugging Face model id) or `path` (a local model directory)")
+        location = cls.location(name, spec)
         tokenizer = spec.get("tokenizer", "auto")
         pooling = spec.get("pooling", "cls")
         max_length = int(spec.get("max_length", 64))
@@ -72,12 +75,7 @@ class EncoderSpec:
             raise ValueError(f"encoders.{name}.pooling={pooling!r}: expected one of {POOLINGS}")
         if max_length < 3:
             raise ValueError(f"encoders.{name}.max_length={max_length}: needs room for [CLS], a token and [SEP]")
-        return cls(name, hub_id or None, path or None, tokenizer, pooling, max_length, spec.get("revision") or None)
-
-    def weights(self) -> WeightsRef:
-        return WeightsRef("Text encoder", "encoders", self.name, self.hub_id, self.path, "tiny_encoders",
-                          HUB_FILES[self.tokenizer],
-                          files_hint="config.json, model.safetensors, tokenizer files", revision=self.revision)
+        return cls(**location, tokenizer=tokenizer, pooling=pooling, max_length=max_length)
 
 
 @dataclass
