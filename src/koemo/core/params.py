@@ -131,11 +131,17 @@ class Egemaps(TypedDict, total=False):
     workers: NonNegInt
 
 
-@with_config(_STRICT)
-class AudioEncoder(TypedDict, total=False):
+class _HubEntry(TypedDict, total=False):
+    """What every registry entry holds (`koemo.core.hub.HubEntry`): a local path or a hub id at a pinned revision."""
+
     hub_id: str
     path: str
     revision: Union[str, None]
+
+
+@with_config(_STRICT)
+class AudioEncoder(_HubEntry, total=False):
+    pass
 
 
 @with_config(_STRICT)
@@ -163,10 +169,7 @@ class TextModels(Models, total=False):
 
 
 @with_config(_STRICT)
-class AsrModel(TypedDict, total=False):
-    hub_id: str
-    path: str
-    revision: Union[str, None]
+class AsrModel(_HubEntry, total=False):
     language: str
 
 
@@ -204,10 +207,7 @@ class SSLFeatures(TypedDict, total=False):
 
 
 @with_config(_STRICT)
-class TextEncoder(TypedDict, total=False):
-    hub_id: str
-    path: str
-    revision: Union[str, None]
+class TextEncoder(_HubEntry, total=False):
     tokenizer: Literal["auto", "sentencepiece"]
     pooling: Literal["cls", "mean"]
     max_length: Annotated[int, Field(ge=3)]
