@@ -14,8 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from koemo.core.hub import MARKER
-from koemo.core.io import write_json
+from koemo.tiny.save import save_tiny
 
 TINY_ENCODERS = {"tiny-bert": "bert", "tiny-roberta": "roberta", "tiny-electra": "electra"}
 WORDPIECE_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -127,25 +126,12 @@ def build_tiny_encoder(name: str, texts: Sequence[str], params: Mapping[str, Any
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(params["seed"]))
         model = _model(kind, len(tokenizer), int(tokenizer.pad_token_id), params)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    info = {
-        "source": "local-tiny",
-        "architecture": type(model).__name__,
-        "description": f"random-init {type(model).__name__} with a tokenizer trained on the corpus training split; "
-                       "not a pretrained model, so its embeddings carry no language knowledge",
-        "vocab_size": len(tokenizer),
-        "hidden_size": int(model.config.hidden_size),
-        "layers": int(model.config.num_hidden_layers),
-        "heads": int(model.config.num_attention_heads),
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-        "train_texts": len(texts),
-        "seed": int(params["seed"]),
-    }
-    write_json(out / MARKER, info)
-    return info
+    description = (f"random-init {type(model).__name__} with a tokenizer trained on the corpus training split; "
+                   "not a pretrained model, so its embeddings carry no language knowledge")
+    shape = {"vocab_size": len(tokenizer), "hidden_size": int(model.config.hidden_size),
+             "layers": int(model.config.num_hidden_layers), "heads": int(model.config.num_attention_heads)}
+    return save_tiny(out_dir, model, tokenizer, description=description, shape=shape, seed=params["seed"],
+                     train_texts=len(texts))
 
 
 def build_tiny_encoders(texts: Sequence[str], params: Mapping[str, Any], out_root: str | Path) -> dict[str, dict[str, Any]]:

@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from koemo.core.hub import MARKER
-from koemo.core.io import write_json
+from koemo.tiny.save import save_tiny
 
 TINY_AUDIO_ENCODERS = ("tiny-wav2vec2",)
 SAMPLE_RATE = 16000
@@ -44,28 +43,15 @@ def build_tiny_audio_encoder(params: Mapping[str, Any], out_dir: str | Path) -> 
         model = Wav2Vec2Model(config)
     extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0,
                                          do_normalize=True, return_attention_mask=True)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    extractor.save_pretrained(out)
     stride = 1
     for s in config.conv_stride:
         stride *= s
-    info = {
-        "source": "local-tiny",
-        "architecture": type(model).__name__,
-        "description": "random-init wav2vec 2.0 encoder (XLS-R layout); not a pretrained model, so its features "
-                       "carry no speech knowledge",
-        "hidden_size": int(config.hidden_size),
-        "layers": int(config.num_hidden_layers),
-        "heads": int(config.num_attention_heads),
-        "conv_layers": len(config.conv_dim),
-        "frame_ms": 1000 * stride / SAMPLE_RATE,
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-        "seed": int(params["seed"]),
-    }
-    write_json(out / MARKER, info)
-    return info
+    description = ("random-init wav2vec 2.0 encoder (XLS-R layout); not a pretrained model, so its features "
+                   "carry no speech knowledge")
+    shape = {"hidden_size": int(config.hidden_size), "layers": int(config.num_hidden_layers),
+             "heads": int(config.num_attention_heads), "conv_layers": len(config.conv_dim),
+             "frame_ms": 1000 * stride / SAMPLE_RATE}
+    return save_tiny(out_dir, model, extractor, description=description, shape=shape, seed=params["seed"])
 
 
 def build_tiny_audio_encoders(params: Mapping[str, Any], out_root: str | Path) -> dict[str, dict[str, Any]]:

@@ -14,8 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from koemo.core.hub import MARKER
-from koemo.core.io import write_json
+from koemo.tiny.save import save_tiny
 from koemo.tiny.text import train_byte_bpe
 
 NAME = "tiny-whisper"
@@ -82,26 +81,9 @@ def build_tiny_whisper(texts: Sequence[str], params: Mapping[str, Any], out_dir:
         suppress_tokens=suppressed, begin_suppress_tokens=[ids[EOT]])
     features = WhisperFeatureExtractor(feature_size=int(params["n_mels"]), sampling_rate=SAMPLE_RATE, hop_length=HOP,
                                        chunk_length=chunk, n_fft=N_FFT)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    features.save_pretrained(out)
-    info = {
-        "source": "local-tiny",
-        "architecture": type(model).__name__,
-        "description": f"random-init {type(model).__name__} with a byte-level BPE tokenizer trained on the corpus "
-                       "training split; not a pretrained model: its transcripts are noise (CER about 1)",
-        "vocab_size": len(tokenizer),
-        "d_model": d_model,
-        "layers": layers,
-        "heads": heads,
-        "n_mels": int(params["n_mels"]),
-        "chunk_seconds": chunk,
-        "suppressed_tokens": len(suppressed),
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-        "train_texts": len(texts),
-        "seed": int(params["seed"]),
-    }
-    write_json(out / MARKER, info)
-    return info
+    description = (f"random-init {type(model).__name__} with a byte-level BPE tokenizer trained on the corpus "
+                   "training split; not a pretrained model: its transcripts are noise (CER about 1)")
+    shape = {"vocab_size": len(tokenizer), "d_model": d_model, "layers": layers, "heads": heads,
+             "n_mels": int(params["n_mels"]), "chunk_seconds": chunk, "suppressed_tokens": len(suppressed)}
+    return save_tiny(out_dir, model, tokenizer, features, description=description, shape=shape, seed=params["seed"],
+                     train_texts=len(texts))
