@@ -22,6 +22,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from signals import speech_like  # noqa: E402  (the tests' speech-like clips)
 
 RATE = 16000
 
@@ -29,15 +32,8 @@ RATE = 16000
 def clips(count: int, seed: int = 0) -> list[np.ndarray]:
     """Harmonic, pitch-wobbling 'voices' with real-corpus-like lengths (lognormal, median 3.9 s, 1-16 s)."""
     rng = np.random.default_rng(seed)
-    out = []
-    for seconds in np.clip(rng.lognormal(np.log(3.9), 0.35, count), 1.0, 16.0):
-        n = int(seconds * RATE)
-        t = np.arange(n) / RATE
-        f0 = rng.uniform(100, 250) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(1, 4) * t))
-        phase = 2 * np.pi * np.cumsum(f0) / RATE
-        wave = sum(np.sin(k * phase) / k for k in range(1, 6)) + 0.02 * rng.standard_normal(n)
-        out.append((0.3 * wave).astype(np.float32))
-    return out
+    seconds = np.clip(rng.lognormal(np.log(3.9), 0.35, count), 1.0, 16.0)
+    return [speech_like(rng, int(s * RATE), RATE, harmonics=5, noise=0.02) for s in seconds]
 
 
 def librosa_pair(wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

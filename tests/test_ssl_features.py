@@ -16,6 +16,7 @@ from koemo.ssl.registry import AudioEncoderSpec, load_audio_encoder
 from koemo.tiny.wav2vec2 import build_tiny_audio_encoder, build_tiny_audio_encoders
 
 from group_norm_wav2vec2 import write_group_norm_wav2vec2
+from signals import speech_like
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = load_params(REPO / "params.yaml")
@@ -31,14 +32,7 @@ def _files(root: Path) -> dict[str, bytes]:
 def _waves(lengths, seed=0) -> list[np.ndarray]:
     """Speech-like test signals: a few harmonics with a wobbling pitch, plus noise."""
     rng = np.random.default_rng(seed)
-    out = []
-    for n in lengths:
-        t = np.arange(n) / RATE
-        f0 = rng.uniform(100, 250) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(1, 4) * t))
-        phase = 2 * np.pi * np.cumsum(f0) / RATE
-        wave = sum(np.sin(k * phase) / k for k in range(1, 5)) + 0.05 * rng.standard_normal(n)
-        out.append((0.3 * wave).astype(np.float32))
-    return out
+    return [speech_like(rng, n, RATE, harmonics=4, noise=0.05) for n in lengths]
 
 
 @pytest.fixture(scope="module")
