@@ -57,3 +57,16 @@ def hf_cache(tmp_path, monkeypatch) -> HFCache:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     return cache
+
+
+def assert_how_to_provide(load, section: str, name: str, spec: dict, cache: HFCache, *also: str) -> None:
+    """`load(name, spec)` of an entry in no cache raises one `EncoderUnavailable` naming the entry, its hub id, the
+    download hint, HF_HOME, the `<section>.<name>.path` alternative and the cache looked in (and `also`)."""
+    from koemo.core.hub import EncoderUnavailable
+
+    with pytest.raises(EncoderUnavailable) as caught:
+        load(name, spec)
+    message = str(caught.value)
+    for needed in (f"'{name}'", spec["hub_id"], f"hf download {spec['hub_id']}", "HF_HOME", f"{section}.{name}.path",
+                   str(cache.hub), *also):
+        assert needed in message

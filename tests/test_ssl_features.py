@@ -16,6 +16,7 @@ from koemo.ssl.registry import AudioEncoderSpec, load_audio_encoder
 from koemo.tiny.wav2vec2 import build_tiny_audio_encoder, build_tiny_audio_encoders
 
 from group_norm_wav2vec2 import write_group_norm_wav2vec2
+from hf_cache import assert_how_to_provide
 from signals import speech_like
 
 REPO = Path(__file__).resolve().parents[1]
@@ -188,13 +189,8 @@ def test_real_hub_ids_load_from_an_offline_hf_cache(hf_cache, tmp_path):
 
 
 def test_missing_models_give_one_clear_error(hf_cache, tmp_path):
-    spec = PARAMS["audio_encoders"]["wav2vec2-ko"]
-    with pytest.raises(EncoderUnavailable) as caught:
-        load_audio_encoder("wav2vec2-ko", spec)
-    message = str(caught.value)
-    for needed in ("Audio encoder 'wav2vec2-ko'", spec["hub_id"], f"hf download {spec['hub_id']}", "HF_HOME",
-                   "audio_encoders.wav2vec2-ko.path", "preprocessor_config.json", str(hf_cache.hub)):
-        assert needed in message
+    assert_how_to_provide(load_audio_encoder, "audio_encoders", "wav2vec2-ko", PARAMS["audio_encoders"]["wav2vec2-ko"],
+                          hf_cache, "Audio encoder 'wav2vec2-ko'", "preprocessor_config.json")
     with pytest.raises(EncoderUnavailable, match="dvc repro tiny_audio_encoders"):
         load_audio_encoder("tiny-wav2vec2", {"path": str(tmp_path / "tiny-wav2vec2")})
     (tmp_path / "no-preprocessor").mkdir()

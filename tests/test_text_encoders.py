@@ -17,6 +17,8 @@ from koemo.text.registry import EncoderSpec, EncoderUnavailable, load_encoder
 from koemo.text.sp_tokenizer import SentencePieceBertTokenizer
 from koemo.tiny.text import TINY_ENCODERS, build_tiny_encoder, build_tiny_encoders
 
+from hf_cache import assert_how_to_provide
+
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = load_params(REPO / "params.yaml")
 TINY = PARAMS["tiny_encoders"]
@@ -211,13 +213,7 @@ def test_real_hub_ids_load_from_an_offline_hf_cache(hf_cache, tiny_root, tmp_pat
 
 
 def test_missing_models_give_one_clear_error(hf_cache, tmp_path):
-    spec = PARAMS["encoders"]["koelectra"]
-    with pytest.raises(EncoderUnavailable) as caught:
-        load_encoder("koelectra", spec)
-    message = str(caught.value)
-    for needed in ("'koelectra'", spec["hub_id"], f"hf download {spec['hub_id']}", "HF_HOME",
-                   "encoders.koelectra.path", str(hf_cache.hub)):
-        assert needed in message
+    assert_how_to_provide(load_encoder, "encoders", "koelectra", PARAMS["encoders"]["koelectra"], hf_cache)
     with pytest.raises(EncoderUnavailable, match="dvc repro tiny_encoders"):
         load_encoder("tiny-bert", {"path": str(tmp_path / "tiny-bert")})
 
