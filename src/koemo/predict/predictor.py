@@ -408,7 +408,7 @@ class Predictor:
     def input_notes(self, texts: Sequence[str | None], paths: Sequence[str | None]) -> list[list[str]]:
         """Per utterance, what the answer cannot show: a text with no Hangul (no Korean model reads it), a text longer
         than the encoder's max_length (truncated), a clip longer than a model's crop (only its start is read)."""
-        from koemo.corpus.aihub import has_hangul
+        from koemo.corpus.manifest import has_hangul
 
         notes: list[list[str]] = [[] for _ in texts]
         for i, text in enumerate(texts):
