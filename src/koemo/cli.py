@@ -124,7 +124,7 @@ def report_command(args: argparse.Namespace) -> int:
 
 def check_command(args: argparse.Namespace) -> int:
     """`koemo check`: params.yaml (+ overrides) through `koemo.core.params.validate_params` (exit 2 when invalid), then
-    `koemo.check.checks.run_checks` as one table: exit 1 when a row is a BLOCKER, else 0."""
+    `koemo.check.runner.run_checks` as one table: exit 1 when a row is a BLOCKER, else 0."""
     import time
 
     from koemo.core.params import load_params, validate_params
@@ -137,7 +137,8 @@ def check_command(args: argparse.Namespace) -> int:
           f"({len(params)} sections)")
     if args.params_only:
         return 0
-    from koemo.check.checks import BLOCKER, render, run_checks
+    from koemo.check.report import BLOCKER, render
+    from koemo.check.runner import run_checks
 
     free = None if args.free_disk is None else int(args.free_disk * 2**30)
     rows = run_checks(params, args.params.parent, free_disk=free)
