@@ -298,7 +298,7 @@ def _estimate(job: str) -> str:
     """koemo check's figure for the same job, when the project imports here."""
     try:
         sys.path.insert(0, str(REPO / "src"))
-        from koemo.check.checks import gpu_estimate
+        from koemo.check.machine import gpu_estimate
 
         params = {"text": {"model": "bert"}, "encoders": {"bert": {"hub_id": "klue/roberta-base", "max_length": BERT_TOKENS}},
                   "train_text": {"batch_size": BERT_BATCH}, "ssl": {"model": "xlsr"},

@@ -7,7 +7,8 @@ from koemo.core.metrics import data_headline, write_metrics
 from koemo.core.params import load_params
 from koemo.core.runner import run_stage, stage_parser
 from koemo.corpus import kemdy
-from koemo.corpus.aihub import SOURCES, NoAIHubData, UnknownSource, read_aihub_dir, summarize
+from koemo.corpus.aihub import SOURCES, NoAIHubData, UnknownSource, read_aihub_dir
+from koemo.corpus.manifest import summarize
 from koemo.corpus.wav_index import fingerprint_wavs
 
 

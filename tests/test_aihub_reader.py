@@ -1,7 +1,8 @@
 import pytest
 
 from aihub_files import hex_id, make_row, write_release, write_wav
-from koemo.corpus.aihub import BadCSV, NotAnAIHubCSV, read_aihub_dir, read_csv_rows, release_name, summarize
+from koemo.corpus.aihub import BadCSV, NotAnAIHubCSV, read_aihub_dir, read_csv_rows, release_name
+from koemo.corpus.manifest import summarize
 from koemo.corpus.emotions import normalize_emotion
 
 ANGRY5 = [("Angry", 2)] * 5

@@ -13,7 +13,8 @@ import yaml
 
 from aihub_files import hex_id, make_row, write_release, write_wav
 from hf_cache import hf_cache  # noqa: F401  (fixture)
-from koemo.check.checks import BLOCKER, OK, WARN, check_machine, projected_bytes
+from koemo.check.machine import check_machine, projected_bytes
+from koemo.check.report import BLOCKER, OK, WARN
 from koemo.cli import main
 from koemo.ops.profiles import PROFILES, apply_profile
 from pipeline_repo import REPO, PipelineRepo

@@ -93,7 +93,8 @@ def _fake_nvidia_smi(folder: Path, name: str = "Tesla P40", mib: int = 24576, dr
 def test_check_blocks_a_gpu_that_this_torch_cannot_use(tmp_path, monkeypatch):
     """nvidia-smi lists a GPU, torch.cuda.is_available() is False (a CUDA 13 wheel on a driver < 580, a CPU wheel):
     `device: auto` would train on the CPU for days. A BLOCKER naming the mismatch and both fixes."""
-    from koemo.check.checks import BLOCKER, WARN, check_machine
+    from koemo.check.machine import check_machine
+    from koemo.check.report import BLOCKER, WARN
 
     monkeypatch.setenv("PATH", f"{_fake_nvidia_smi(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -186,7 +187,8 @@ def _gpu_params(processes: int = 1) -> dict:
 def test_gpu_estimate_is_per_gpu_with_runtime_processes():
     """8 processes share each global batch: each GPU holds an eighth of the activations, not all of them (no false
     BLOCKER that stops `make aihub` on an 8-GPU machine)."""
-    from koemo.check.checks import BLOCKER, check_machine
+    from koemo.check.machine import check_machine
+    from koemo.check.report import BLOCKER
 
     one_gpu = check_machine(_gpu_params(1), Path("."), clips=100, free_disk=2**40, gpu_list=[("A100", 40 * 2**30)])
     eight = check_machine(_gpu_params(8), Path("."), clips=100, free_disk=2**40, gpu_list=[("A100", 40 * 2**30)] * 8)
@@ -195,7 +197,8 @@ def test_gpu_estimate_is_per_gpu_with_runtime_processes():
 
 
 def test_fine_tune_advice_names_the_keys_that_matter():
-    from koemo.check.checks import BLOCKER, check_machine
+    from koemo.check.machine import check_machine
+    from koemo.check.report import BLOCKER
 
     rows = check_machine(_gpu_params(1), Path("."), clips=100, free_disk=2**40, gpu_list=[("T4", 15 * 2**30)])
     gpu = [r for r in rows if r.check.startswith("GPU")][0]
@@ -205,7 +208,7 @@ def test_fine_tune_advice_names_the_keys_that_matter():
 
 
 def test_ssl_features_estimate_states_its_precision():
-    from koemo.check.checks import gpu_estimate
+    from koemo.check.machine import gpu_estimate
 
     ssl = [how for job, _, how in gpu_estimate(_gpu_params(1)) if job.startswith("ssl_features")]
     assert ssl and ("fp32" in ssl[0] or "bf16" in ssl[0] or "fp16" in ssl[0]), ssl

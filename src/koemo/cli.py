@@ -124,7 +124,7 @@ def report_command(args: argparse.Namespace) -> int:
 
 def check_command(args: argparse.Namespace) -> int:
     """`koemo check`: params.yaml (+ overrides) through `koemo.core.params.validate_params` (exit 2 when invalid), then
-    `koemo.check.checks.run_checks` as one table: exit 1 when a row is a BLOCKER, else 0."""
+    `koemo.check.runner.run_checks` as one table: exit 1 when a row is a BLOCKER, else 0."""
     import time
 
     from koemo.core.params import load_params, validate_params
@@ -137,7 +137,8 @@ def check_command(args: argparse.Namespace) -> int:
           f"({len(params)} sections)")
     if args.params_only:
         return 0
-    from koemo.check.checks import BLOCKER, render, run_checks
+    from koemo.check.report import BLOCKER, render
+    from koemo.check.runner import run_checks
 
     free = None if args.free_disk is None else int(args.free_disk * 2**30)
     rows = run_checks(params, args.params.parent, free_disk=free)
@@ -225,7 +226,8 @@ def _read_batch(path: Path):
     """Utterances of a batch CSV (cp949, utf-8 or utf-8-sig, as the corpus reader reads), every unusable row named."""
     from koemo.core.errors import UserError
     from koemo.corpus.aihub import read_csv_rows
-    from koemo.predict.predictor import PredictError, Utterance, input_problem
+    from koemo.predict.notices import Utterance, input_problem
+    from koemo.predict.predictor import PredictError
 
     if not path.is_file():
         raise PredictError(f"{path}: {'is a directory, not a CSV file' if path.is_dir() else 'no such file'}")
@@ -306,7 +308,8 @@ def _print_notes(notes, first_row: int | None = None) -> None:
 
 def predict_command(args: argparse.Namespace) -> int:
     from koemo.core.io import write_csv
-    from koemo.predict.predictor import PredictError, Predictor, Utterance, answer, input_problem, present, result_table
+    from koemo.predict.notices import Utterance, given_value, input_problem
+    from koemo.predict.predictor import PredictError, Predictor, answer, result_table
 
     if args.csv is None and args.wav is None and args.text is None:
         raise PredictError("give --wav and/or --text (one utterance) or --csv FILE (a batch)")
@@ -316,7 +319,7 @@ def predict_command(args: argparse.Namespace) -> int:
     utterances = _read_batch(args.csv) if args.csv is not None else [Utterance(args.wav, args.text)]
     problem = input_problem(utterances[0]) if args.csv is None else None
     if problem:  # checked before any model is loaded
-        raise PredictError(f"--wav {problem}; give one wav file (several: list them in a --csv)" if present(args.wav)
+        raise PredictError(f"--wav {problem}; give one wav file (several: list them in a --csv)" if given_value(args.wav)
                            else "--text is empty and no --wav is given: nothing to predict from; give a transcript "
                                 "(--text) and/or a wav (--wav)")
     from transformers.utils import logging as hf_logging

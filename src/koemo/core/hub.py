@@ -165,7 +165,17 @@ def _pickle_only_hint(ref: WeightsRef) -> str:
     )
 
 
-def _weights_problem(directory: Path) -> str | None:
+def cached_snapshot(cache: Path, hub_id: str, revision: str | None) -> Path | None:
+    """The snapshot directory the hub would load offline: refs/<revision or main> → snapshots/<commit>, or a commit
+    hash given directly as the revision."""
+    repo = cache / f"models--{hub_id.replace('/', '--')}"
+    ref = repo / "refs" / (revision or "main")
+    commit = ref.read_text().strip() if ref.is_file() else (revision or "")
+    snapshot = repo / "snapshots" / commit
+    return snapshot if commit and snapshot.is_dir() else None
+
+
+def weights_problem(directory: Path) -> str | None:
     """Why `directory` holds no loadable safetensors weights (None: it does)."""
     if (directory / WEIGHTS).is_file():
         return None
@@ -181,7 +191,7 @@ def _weights_problem(directory: Path) -> str | None:
 
 def _check_required(ref: WeightsRef, directory: Path, where: str) -> None:
     missing = [f for f in ref.required if not (directory / f).is_file()]
-    weights = _weights_problem(directory)
+    weights = weights_problem(directory)
     if not missing and weights is None:
         return
     message = f"{ref.kind} '{ref.name}': {where} {directory} lacks {', '.join(missing + ([weights] if weights else []))}."

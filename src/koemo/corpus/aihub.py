@@ -4,7 +4,8 @@ Every CSV row read ends up either in the manifest or in the drop list with a rea
 assert `kept + dropped == read`, and a release that leaves no row at all is an error. Headers are matched
 with whitespace removed because the releases disagree (`4번감정세기` vs `4번 감정세기`); encodings are
 detected (cp949, utf-8, utf-8-sig); a file that is not a CSV (empty, an unclosed quote, a row longer than
-the header) is an error naming its line, never a half-read file.
+the header) is an error naming its line, never a half-read file. What it writes (the manifest's columns, the drop
+reasons) is the contract in `koemo.corpus.manifest`, shared with the KEMDy reader.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import csv
 import io
 import os
 import re
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +23,8 @@ import soundfile as sf
 
 from koemo.core.errors import UserError
 from koemo.corpus.emotions import normalize_emotion
+from koemo.corpus.manifest import DROPPED_COLUMNS, N_ANNOTATORS, ReadResult, finish_manifest, has_hangul
 
-N_ANNOTATORS = 5
 # Canonical column → AI Hub header with all whitespace removed.
 HEADER_MAP = {
     "wav_id": "wav_id",
@@ -37,22 +37,10 @@ HEADER_MAP = {
 }
 REQUIRED = ["wav_id", "text"] + [f"{kind}_{i}" for i in range(1, N_ANNOTATORS + 1) for kind in ("emotion", "intensity")]
 OPTIONAL = ["situation", "age", "gender"]
-DROP_REASONS = (
-    "empty_wav_id",
-    "empty_text",
-    "no_hangul",
-    "unknown_emotion",
-    "bad_intensity",
-    "too_few_fields",
-    "duplicate_wav_id",
-    "missing_wav",
-    "unreadable_wav",
-)
 # The row fields two copies of a wav_id are compared on (canonical name → the header users know).
 _COMPARED = {"text": "발화문", "situation": "상황",
              **{f"{kind}_{i}": f"{i}번 감정{'세기' if kind == 'intensity' else ''}"
                 for i in range(1, N_ANNOTATORS + 1) for kind in ("emotion", "intensity")}}
-_HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 # Raw download names (`4차_14606.csv`) → the release names most users rename them to.
 _RAW_RELEASE = {"4차": "4차년도", "5차": "5차년도"}
 
@@ -78,17 +66,6 @@ class BadCSV(UserError, ValueError):
 
 class NoUsableRows(UserError, ValueError):
     """Every row of every release CSV was dropped (or there were none): nothing to label."""
-
-
-@dataclass
-class ReadResult:
-    manifest: pd.DataFrame
-    dropped: pd.DataFrame
-    files: list[dict] = field(default_factory=list)
-
-    @property
-    def rows_read(self) -> int:
-        return sum(f["rows"] for f in self.files)
 
 
 def release_name(csv_path: Path) -> str:
@@ -183,34 +160,45 @@ def read_release_csv(path: Path) -> tuple[pd.DataFrame, str, int]:
     return out, parsed.encoding, width
 
 
-def index_wavs(root: Path) -> dict[str, Path]:
-    """Map wav stem → path for every `*.wav` below root (first in sorted order wins)."""
-    found: dict[str, Path] = {}
+@dataclass
+class DirListing:
+    """The files below a data directory, from one sorted walk."""
+
+    csvs: list[Path]          # every *.csv, in path order (the order the reader reads them)
+    wavs: dict[str, Path]     # wav stem → path, first in walk order wins (the reader's wav index)
+    others: list[Path]        # the rest, hidden files left out: what the reader ignores (`koemo check` names it)
+
+
+def list_data_dir(root: Path) -> DirListing:
+    """One walk of `root` (sorted, symlinked folders not followed): the reader's CSVs and wav index, and the rest."""
+    csvs, wavs, others = [], {}, []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
+            path = Path(dirpath) / name
+            suffix = os.path.splitext(name)[1].lower()
             if name.lower().endswith(".wav"):
-                found.setdefault(name[:-4], Path(dirpath) / name)
-    return found
+                wavs.setdefault(name[:-4], path)
+            elif suffix == ".csv":
+                if path.is_file():
+                    csvs.append(path)
+            elif not name.startswith("."):
+                others.append(path)
+    return DirListing(sorted(csvs), wavs, others)
 
 
-def find_release_csvs(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() == ".csv")
+def index_wavs(root: Path) -> dict[str, Path]:
+    """Map wav stem → path for every `*.wav` below root (first in sorted order wins)."""
+    return list_data_dir(root).wavs
 
 
-def _display_path(path: Path) -> str:
+def display_path(path: Path) -> str:
     """Relative to the working directory (the repo root under DVC) when below it, else absolute."""
     path = Path(os.path.abspath(path))
     try:
         return path.relative_to(Path.cwd()).as_posix()
     except ValueError:
         return path.as_posix()
-
-
-def has_hangul(text: str) -> bool:
-    """Whether `text` holds a Hangul syllable or jamo. A text without any (emoji, English, digits) is nothing a
-    Korean model can read: its tokens are [UNK] or foreign sub-words, and any answer for it would be noise."""
-    return bool(_HANGUL.search(str(text)))
 
 
 def duplicate_detail(row: dict, first: dict) -> str:
@@ -256,7 +244,7 @@ def read_wav_header(wav: Path):
     try:
         return sf.info(str(wav)), None
     except Exception as err:  # soundfile raises several types for broken headers
-        return None, ("unreadable_wav", f"{_display_path(wav)}: {err}")
+        return None, ("unreadable_wav", f"{display_path(wav)}: {err}")
 
 
 def read_aihub_dir(root: str | os.PathLike) -> ReadResult:
@@ -268,18 +256,19 @@ def read_aihub_dir(root: str | os.PathLike) -> ReadResult:
             "or point data.dir at your copy: `koemo profile aihub-gpu --dir /path/to/your/copy` (or aihub-cpu; "
             "`koemo profile demo` for the demo corpus)."
         )
-    csvs = find_release_csvs(root)
+    listing = list_data_dir(root)
+    csvs = listing.csvs
     if not csvs:
         xlsx = sorted(root.rglob("*.xlsx"))
         hint = f" Found {len(xlsx)} .xlsx file(s): save them as CSV first." if xlsx else ""
         raise NoAIHubData(f"No release CSV found below {root}.{hint} Expected e.g. 5차년도_2차.csv with its wavs.")
-    wavs = index_wavs(root)
+    wavs = listing.wavs
 
     kept_rows, drops, files = [], [], []
     seen_ids: dict[str, dict] = {}  # wav_id → its kept row (with source_file), for a later duplicate's detail
     for csv_path in csvs:
         frame, encoding, header_fields = read_release_csv(csv_path)
-        source = _display_path(csv_path)
+        source = display_path(csv_path)
         release = release_name(csv_path)
         kept_here = 0
         for row in frame.to_dict("records"):
@@ -299,12 +288,12 @@ def read_aihub_dir(root: str | os.PathLike) -> ReadResult:
                 continue
             seen_ids[row["wav_id"]] = {**row, "source_file": source}
             kept_here += 1
-            kept_rows.append({**row, "release": release, "source_file": source, "wav_path": _display_path(wav),
+            kept_rows.append({**row, "release": release, "source_file": source, "wav_path": display_path(wav),
                               "sample_rate": int(info.samplerate), "duration_s": float(info.duration)})
         files.append({"file": source, "release": release, "encoding": encoding, "rows": len(frame), "kept": kept_here})
 
-    manifest = _finish_manifest(pd.DataFrame(kept_rows))
-    dropped = pd.DataFrame(drops, columns=["source_file", "source_row", "wav_id", "reason", "detail"])
+    manifest = finish_manifest(pd.DataFrame(kept_rows))
+    dropped = pd.DataFrame(drops, columns=DROPPED_COLUMNS)
     result = ReadResult(manifest, dropped, files)
     assert len(manifest) + len(dropped) == result.rows_read, "every row read must be kept or dropped"
     if manifest.empty:  # a header-only or wholly broken release would otherwise fail later, in labels, misleadingly
@@ -323,38 +312,3 @@ def _nothing_kept(root: Path, result: ReadResult) -> str:
                          for r in result.dropped.groupby("reason", sort=False).head(1).itertuples())
     return (f"no usable rows below {root}: all {len(result.dropped)} row(s) of {read} were dropped ({counts}), "
             f"e.g. {examples}. Fix those rows (missing_wav: put <wav_id>.wav below {root}) and rerun.")
-
-
-def _finish_manifest(frame: pd.DataFrame) -> pd.DataFrame:
-    columns = (["wav_id", "text", "situation", "release", "source_file", "source_row", "wav_path"]
-               + [f"emotion_{i}" for i in range(1, N_ANNOTATORS + 1)]
-               + [f"intensity_{i}" for i in range(1, N_ANNOTATORS + 1)]
-               + ["age", "gender", "sample_rate", "duration_s"])
-    if frame.empty:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
-    for i in range(1, N_ANNOTATORS + 1):
-        frame[f"emotion_{i}"] = frame[f"emotion_{i}"].map(normalize_emotion)
-        frame[f"intensity_{i}"] = frame[f"intensity_{i}"].astype(float).astype("int64")
-    frame["situation"] = frame["situation"].map(normalize_emotion)
-    frame["age"] = pd.to_numeric(frame["age"], errors="coerce").round().astype("Int64")
-    frame["source_row"] = frame["source_row"].astype("int64")
-    return frame[columns].sort_values("wav_id", kind="stable").reset_index(drop=True)
-
-
-def summarize(result: ReadResult, source: str) -> dict:
-    """The corpus stage's metrics: what was read, kept and dropped (by reason), per file and release."""
-    manifest = result.manifest
-    reasons = Counter(result.dropped["reason"])
-    return {
-        "source": source,
-        "files": result.files,
-        "rows_read": result.rows_read,
-        "rows_kept": len(manifest),
-        "rows_dropped": len(result.dropped),
-        "dropped_by_reason": {reason: reasons.get(reason, 0) for reason in DROP_REASONS},
-        "kept_by_release": manifest.groupby("release").size().to_dict() if len(manifest) else {},
-        "distinct_texts": int(manifest["text"].nunique()) if len(manifest) else 0,
-        "audio_hours": float(manifest["duration_s"].sum() / 3600) if len(manifest) else 0.0,
-        "sample_rates": {str(k): int(v) for k, v in manifest["sample_rate"].value_counts().sort_index().items()},
-        "age_missing": int(manifest["age"].isna().sum()) if len(manifest) else 0,
-    }

@@ -28,10 +28,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from koemo.corpus.aihub import (DROP_REASONS, N_ANNOTATORS, BadCSV, NoAIHubData, NoUsableRows, ReadResult, _display_path,
-                         _finish_manifest, has_hangul, index_wavs, read_csv_rows, read_wav_header)
 from koemo.core.errors import UserError
+from koemo.corpus.aihub import BadCSV, NoAIHubData, NoUsableRows, display_path, index_wavs, read_csv_rows, read_wav_header
 from koemo.corpus.emotions import normalize_emotion
+from koemo.corpus.manifest import (DROP_REASONS, DROPPED_COLUMNS, N_ANNOTATORS, ReadResult, finish_manifest, has_hangul,
+                                   summarize as manifest_summary)
 
 RELEASES = {"kemdy20": "KEMDy20", "kemdy19": "KEMDy19"}
 KEMDY_DROP_REASONS = DROP_REASONS + ("tied_total_evaluation", "missing_transcript")
@@ -109,7 +110,7 @@ def read_kemdy_dir(root: str | Path, source: str = "kemdy20") -> ReadResult:
                          "Arousal). Re-export it.")
         (_, second), body = parsed.records[0], parsed.records[1:]
         id_col, total_col, evaluators = annotation_columns(csv_path, parsed.header, second)
-        source_file, kept_here = _display_path(csv_path), 0
+        source_file, kept_here = display_path(csv_path), 0
         for line, fields in body:
             cell = lambda k: fields[k].strip() if k < len(fields) else ""  # noqa: E731
             segment, total = cell(id_col), cell(total_col)
@@ -130,11 +131,11 @@ def read_kemdy_dir(root: str | Path, source: str = "kemdy20") -> ReadResult:
             if problem is None:
                 transcript = wav.with_suffix(".txt")
                 if not transcript.is_file():
-                    problem = ("missing_transcript", f"{_display_path(transcript)} not found beside the wav")
+                    problem = ("missing_transcript", f"{display_path(transcript)} not found beside the wav")
                 else:
                     text = clean_transcript(read_transcript(transcript))
                     if not text:
-                        problem = ("empty_text", f"{_display_path(transcript)}")
+                        problem = ("empty_text", f"{display_path(transcript)}")
                     elif not has_hangul(text):
                         problem = ("no_hangul", f"transcript={text[:40]!r}: no Korean letter for a Korean text model")
             if problem is None:
@@ -150,7 +151,7 @@ def read_kemdy_dir(root: str | Path, source: str = "kemdy20") -> ReadResult:
             kept_here += 1
             kept_rows.append({
                 "wav_id": segment, "text": text, "situation": label, "release": RELEASES[source],
-                "source_file": source_file, "source_row": line, "wav_path": _display_path(wav),
+                "source_file": source_file, "source_row": line, "wav_path": display_path(wav),
                 **{f"emotion_{i}": label for i in range(1, N_ANNOTATORS + 1)},
                 **{f"intensity_{i}": "1" for i in range(1, N_ANNOTATORS + 1)},
                 "age": "", "gender": gender_of(segment), "sample_rate": int(info.samplerate),
@@ -159,10 +160,10 @@ def read_kemdy_dir(root: str | Path, source: str = "kemdy20") -> ReadResult:
                       "kept": kept_here})
     frame = pd.DataFrame(kept_rows)
     sessions = frame.pop("session") if len(frame) else pd.Series(dtype=object)
-    manifest = _finish_manifest(frame)
+    manifest = finish_manifest(frame)
     if len(frame):
         manifest["session"] = sessions.set_axis(frame["wav_id"]).loc[manifest["wav_id"]].to_numpy()
-    dropped = pd.DataFrame(drops, columns=["source_file", "source_row", "wav_id", "reason", "detail"])
+    dropped = pd.DataFrame(drops, columns=DROPPED_COLUMNS)
     result = ReadResult(manifest, dropped, files)
     result.evaluator_agreement = (agreement["agrees"] / agreement["votes"]) if agreement["votes"] else None
     assert len(manifest) + len(dropped) == result.rows_read, "every row read must be kept or dropped"
@@ -175,10 +176,8 @@ def read_kemdy_dir(root: str | Path, source: str = "kemdy20") -> ReadResult:
 
 
 def summarize(result: ReadResult, source: str) -> dict:
-    """The AI Hub summary with the KEMDy drop reasons, sessions and the evaluators' agreement with the total."""
-    from koemo.corpus.aihub import summarize as aihub_summary
-
-    summary = aihub_summary(result, source)
+    """The manifest summary with the KEMDy drop reasons, sessions and the evaluators' agreement with the total."""
+    summary = manifest_summary(result, source)
     reasons = Counter(result.dropped["reason"])
     summary["dropped_by_reason"] = {reason: reasons.get(reason, 0) for reason in KEMDY_DROP_REASONS}
     summary["sessions"] = int(result.manifest["session"].nunique())

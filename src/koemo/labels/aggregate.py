@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from koemo.core.errors import UserError
-from koemo.corpus.aihub import N_ANNOTATORS
 from koemo.corpus.emotions import EMOTIONS
+from koemo.corpus.manifest import N_ANNOTATORS
 
 STRATEGIES = ("weighted", "majority", "situation")
 

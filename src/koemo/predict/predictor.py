@@ -20,7 +20,6 @@ encoder and ASR weights are, so nothing outside the folder is read.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -28,6 +27,7 @@ import numpy as np
 
 from koemo.core.errors import UserError
 from koemo.core.params import load_params
+from koemo.predict.notices import Utterance, given_value  # Utterance: also what callers pass to Predictor.predict
 from koemo.train.lineage import differences, used_params
 
 MODELS_DIR = Path("data/models")
@@ -40,27 +40,6 @@ NEEDS = {"text": ("text",), "audio": ("wav",), "multimodal": ("text", "wav"), "w
 
 class PredictError(UserError):
     """Artefacts missing or stale, or an input that cannot be used; the message says what to do."""
-
-
-@dataclass
-class Utterance:
-    wav: str | None = None   # path to a wav (any rate, any channel count)
-    text: str | None = None  # its transcript
-
-
-def present(value: str | None) -> str | None:
-    """The input, or None when it is absent or only whitespace (no model can use a blank text or path)."""
-    return value if value is not None and str(value).strip() else None
-
-
-def input_problem(utterance: Utterance) -> str | None:
-    """Why no model can use this utterance, or None; checked before any model is loaded, so a typo costs no load."""
-    wav, text = present(utterance.wav), present(utterance.text)
-    if wav is None and text is None:
-        return "neither a wav nor a text"
-    if wav is not None and Path(wav).is_dir():
-        return f"{wav} is a directory, not a wav file"
-    return None
 
 
 def _read_json(path: Path, what: str) -> dict:
@@ -408,7 +387,7 @@ class Predictor:
     def input_notes(self, texts: Sequence[str | None], paths: Sequence[str | None]) -> list[list[str]]:
         """Per utterance, what the answer cannot show: a text with no Hangul (no Korean model reads it), a text longer
         than the encoder's max_length (truncated), a clip longer than a model's crop (only its start is read)."""
-        from koemo.corpus.aihub import has_hangul
+        from koemo.corpus.manifest import has_hangul
 
         notes: list[list[str]] = [[] for _ in texts]
         for i, text in enumerate(texts):
@@ -448,8 +427,8 @@ class Predictor:
         from koemo.train.stack import MetaLearner
 
         n, c = len(utterances), len(self.classes)
-        texts = [present(u.text) for u in utterances]
-        paths = [present(u.wav) for u in utterances]
+        texts = [given_value(u.text) for u in utterances]
+        paths = [given_value(u.wav) for u in utterances]
         self._decoded = {}
         self._row = {p: first_row + i for i, p in reversed(list(enumerate(paths))) if p is not None}
         self.transcripts = [None] * n
@@ -459,7 +438,7 @@ class Predictor:
             heard, by = self._asr_texts([paths[i] for i in speech_only])
             for k, i in enumerate(speech_only):
                 if heard is not None:
-                    texts[i] = self.transcripts[i] = present(heard[k]) or None
+                    texts[i] = self.transcripts[i] = given_value(heard[k]) or None
                     asr_notes[i] = (f"text_from_asr: no text was given; the text models read the transcript by {by}: "
                                     f"{heard[k]!r}" if texts[i] else f"text_from_asr: {by} heard no words; text models skipped")
                 else:
