@@ -110,7 +110,7 @@ def test_koemo_check_passes_the_aihub_gpu_encoders_at_their_pins_and_names_the_f
     # its row alone blocks, naming the download at its pin; every text and audio encoder passes.
     blockers = [line.split()[0] for line in out.splitlines() if "  BLOCKER  " in line]
     assert len(blockers) == 1 and blockers[0].startswith("asr_models.") and code == 1, out
-    assert re.search(r"hf download openai/whisper-\S+ --revision [0-9a-f]{40} --include config.json model.safetensors", out), out
+    assert re.search(r"hf download openai/whisper-\S+ --revision [0-9a-f]{40} --include config.json generation_config.json preprocessor_config.json tokenizer.json", out), out
     # off the pin, main of KoBERT holds only the pickle: a blocker naming the pin as the fix
     code, rows, out = _check_rows(capsys, params, "-S", "encoders.kobert.revision=null")
     assert code == 1 and "skt/kobert-base-v1@a9f5849fce lacks model.safetensors (has pytorch_model.bin)" in rows["encoders.kobert"]

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Mapping
 
 from koemo.core.hub import EncoderUnavailable, HubEntry, describe_source, from_pretrained, locate, unknown_entry
 
-_HUB_FILES = ("config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json",
+HUB_FILES = ("config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json",
               "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt",
               "normalizer.json", "*.safetensors", "*.safetensors.index.json")
 
@@ -30,7 +30,7 @@ class AsrSpec(HubEntry):
     kind: ClassVar[str] = "Speech recognizer"
     section: ClassVar[str] = "asr_models"
     tiny_stage: ClassVar[str] = "tiny_asr"
-    hub_files: ClassVar[tuple[str, ...]] = _HUB_FILES
+    hub_files: ClassVar[tuple[str, ...]] = HUB_FILES
     required: ClassVar[tuple[str, ...]] = ("config.json", "preprocessor_config.json")
     files_hint: ClassVar[str] = ("config.json, generation_config.json, preprocessor_config.json, model.safetensors, "
                                  "tokenizer files")

@@ -56,6 +56,7 @@ def _locate(kind: str, registry: str, name: str, spec: Mapping[str, Any], tiny_s
             root: Path = Path(".")) -> tuple[str, str, str]:
     """(state, what was found, the fix) for one registry entry, from the disk alone (HF_HUB_OFFLINE semantics)."""
     from koemo.core.hub import cached_snapshot, hub_cache_dir, is_commit, weights_problem
+    from koemo.asr.registry import HUB_FILES as ASR_FILES
     from koemo.ssl.registry import HUB_FILES as SSL_FILES
     from koemo.text.registry import HUB_FILES as TEXT_FILES, tokenizer_problem
 
@@ -63,7 +64,7 @@ def _locate(kind: str, registry: str, name: str, spec: Mapping[str, Any], tiny_s
     path, hub_id, revision = spec.get("path"), spec.get("hub_id"), spec.get("revision")
     tokenizer = spec.get("tokenizer", "auto")
     download = ("" if not hub_id else
-                download_command(hub_id, revision, SSL_FILES if kind == "ssl" else TEXT_FILES.get(tokenizer, ())))
+                download_command(hub_id, revision, {"ssl": SSL_FILES, "asr": ASR_FILES}.get(kind) or TEXT_FILES.get(tokenizer, ())))
     if path:
         directory = Path(path) if Path(path).is_absolute() else root / path
         if not directory.is_dir() and directory.name.startswith("tiny-"):
