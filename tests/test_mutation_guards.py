@@ -191,7 +191,7 @@ def test_float16_feature_rows_reach_a_float32_model_as_float32(as_callable):
 # ---------------------------------------------------------------- train/runner.py: the near-collapse warning's threshold
 def test_the_training_stage_warns_at_train_warn_min_recall(tmp_path, capsys):
     """Mutation: `warn_near_collapse` called with 0.0 instead of train.warn_min_recall (never warns)."""
-    from koemo.train.runner import TrainingPaths, run_training_stage
+    from koemo.train.runner import TrainingPaths, fit_folds_and_write
 
     labels = synthetic_labels(80)
 
@@ -211,7 +211,7 @@ def test_the_training_stage_warns_at_train_warn_min_recall(tmp_path, capsys):
         paths = TrainingPaths(labels=out / "labels.parquet", model_dir=out / "model", predictions=out / "p.parquet",
                               confusion=out / "c.csv", live=out / "live", metrics=out / "m.json", runtime=out / "r.json",
                               report=out / "report.json")
-        run_training_stage("constant", labels, CLASSES, {**FAST, "warn_min_recall": threshold}, {}, None, {}, paths,
+        fit_folds_and_write("constant", labels, CLASSES, {**FAST, "warn_min_recall": threshold}, {}, None, {}, paths,
                            live=False, train_fold=always_first_class)
         return capsys.readouterr().err
 

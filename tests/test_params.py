@@ -84,10 +84,10 @@ def test_the_schema_choices_are_the_modules_own():
     from koemo.features.mel.spectral import KINDS
     from koemo.labels.aggregate import STRATEGIES
     from koemo.labels.split import GROUP_BY
-    from koemo.models.ssl_layer_weights import MODES
+    from koemo.models.wav2vec2 import MODES
     from koemo.models.tfidf import SELECT_BY
     from koemo.text.registry import POOLINGS, TOKENIZER_KINDS
-    from koemo.train.lineage import BASE_MODELS
+    from koemo.models.registry import BASE_MODELS
     from koemo.train.stack import LEARNERS
     from koemo.train.trainer import DEVICES, PRECISIONS, SCHEDULES
 

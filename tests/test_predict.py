@@ -15,7 +15,8 @@ import yaml
 from koemo.cli import main
 from koemo.predict.predictor import PredictError, Predictor
 from koemo.train.evaluation import REPORT_KEYS
-from koemo.train.lineage import BASE_MODELS, differences, used_keys, used_params
+from koemo.models.registry import BASE_MODELS, recorded_params, used_keys
+from koemo.train.lineage import differences
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
@@ -43,19 +44,19 @@ def test_used_params_follow_the_chosen_encoder_and_features():
     params = json.loads(json.dumps(PARAMS))
     params["text"]["model"] = "tiny-roberta"
     params["train_audio"]["features"] = "mfcc"
-    assert "encoders.tiny-roberta" in used_params("text", params)
-    assert used_params("audio", params)["audio.mfcc"]["n_mfcc"] == PARAMS["audio"]["mfcc"]["n_mfcc"]
-    assert "encoders.tiny-roberta" not in used_params("audio", params)  # audio reads no text param
+    assert "encoders.tiny-roberta" in recorded_params("text", params)
+    assert recorded_params("audio", params)["audio.mfcc"]["n_mfcc"] == PARAMS["audio"]["mfcc"]["n_mfcc"]
+    assert "encoders.tiny-roberta" not in recorded_params("audio", params)  # audio reads no text param
 
 
 def test_differences_name_each_changed_leaf():
-    recorded = used_params("audio", PARAMS)
+    recorded = recorded_params("audio", PARAMS)
     changed = json.loads(json.dumps(PARAMS))
     changed["train_audio"]["lr"] = 0.5
     changed["audio"]["augment"]["seed"] = 99
-    lines = differences(recorded, used_params("audio", changed))
+    lines = differences(recorded, recorded_params("audio", changed))
     assert lines == ["audio.augment.seed: 7 → 99", "train_audio.lr: 0.002 → 0.5"]
-    assert differences(recorded, used_params("audio", PARAMS)) == []
+    assert differences(recorded, recorded_params("audio", PARAMS)) == []
 
 
 def test_missing_artefacts_are_a_clear_error(tmp_path, capsys):
@@ -78,7 +79,7 @@ def test_a_missing_fold_or_model_config_is_named(tmp_path):
     with pytest.raises(PredictError, match=r"data/models/audio/config.json is missing"):
         Predictor(tmp_path)
     (models / "audio").mkdir()
-    (models / "audio/config.json").write_text(json.dumps({"folds": 2, "params": used_params("audio", PARAMS)}))
+    (models / "audio/config.json").write_text(json.dumps({"folds": 2, "params": recorded_params("audio", PARAMS)}))
     with pytest.raises(PredictError, match=r"fold0/model.safetensors is missing"):
         Predictor(tmp_path)
 

@@ -10,7 +10,8 @@ import soundfile as sf
 import torch
 
 from koemo.core.errors import UserError
-from koemo.models.ssl_layer_weights import check_mode, layer_weights
+from koemo.models.layer_features import layer_weights
+from koemo.models.wav2vec2 import check_mode
 from koemo.models.wav2vec2_finetune import FineTuneInputs, SSLFineTuner, UndecodableClip, WaveRows, wave_collate
 from koemo.ssl.registry import load_audio_encoder
 from koemo.tiny.wav2vec2 import build_tiny_audio_encoders
@@ -201,7 +202,7 @@ def test_predict_uses_finetuned_folds_with_the_training_preprocessing(load_tiny,
     from safetensors.torch import save_model
 
     from koemo.predict.predictor import Predictor, Utterance
-    from koemo.train.lineage import used_params
+    from koemo.models.registry import recorded_params
 
     root = tmp_path / "project"
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text(encoding="utf-8"))
@@ -221,7 +222,7 @@ def test_predict_uses_finetuned_folds_with_the_training_preprocessing(load_tiny,
         save_model(model, str(models / "wav2vec2" / f"fold{k}" / "model.safetensors"))
         folds.append(model)
     (models / "wav2vec2/config.json").write_text(json.dumps({"folds": 2, "mode": "finetune", "max_samples": max_samples,
-                                                              "params": used_params("wav2vec2", params)}))
+                                                              "params": recorded_params("wav2vec2", params)}))
     (models / "stack").mkdir()
     (models / "stack/meta.json").write_text(json.dumps({"learner": "mean", "models": ["wav2vec2"], "classes": CLASSES,
                                                           "features": "proba", "params": params["stack"]}))

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from koemo.core.shards import ShardWriter
-from koemo.models.ssl_heads import GatedFusion, LayerWeighting, SSLClassifier, Standardize
-from koemo.models.ssl_inputs import FusionInputs, SSLInputs, SSLStore, class_log_prior
+from koemo.models.fusion import FusionInputs, GatedFusion
+from koemo.models.layer_features import LayerWeighting, SSLStore, Standardize, class_log_prior
+from koemo.models.wav2vec2 import SSLClassifier, SSLInputs
 from koemo.train.cv import plan_folds, predictions_frame, run_cv
 from koemo.train.data import ArrayRows, Examples, stack_collate
 from koemo.train.trainer import TrainConfig, Trainer, seed_everything

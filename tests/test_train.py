@@ -17,7 +17,7 @@ from koemo.models.multimodal import MultimodalConv1D, MultimodalInputs
 from koemo.models.text import TextInputs
 from koemo.train.cv import NOT_HELD_OUT, FoldJob, cv_folds, plan_folds, predictions_frame, run_cv
 from koemo.train.data import ArrayRows, EpochBatchSampler, Examples, stack_collate
-from koemo.train.runner import TrainingPaths, run_training_stage
+from koemo.train.runner import TrainingPaths, fit_folds_and_write
 from koemo.train.trainer import TrainConfig, Trainer, class_weights, seed_everything
 
 CLASSES = ["angry", "happiness", "neutral", "sadness"]
@@ -302,7 +302,7 @@ def stage_run(root: Path, labels: pd.DataFrame, monkeypatch, live: bool) -> dict
                           Path("data/predictions/multimodal.parquet"), Path("plots/multimodal_confusion.csv"),
                           Path("dvclive/multimodal"), Path("metrics/train_multimodal.json"),
                           Path("reports/runtime/train_multimodal.json"), Path("reports/train_multimodal.json"))
-    run_training_stage("multimodal", labels, CLASSES, {**FAST, "folds": 2}, mm_spec(epochs=3), inputs, {"note": "test"},
+    fit_folds_and_write("multimodal", labels, CLASSES, {**FAST, "folds": 2}, mm_spec(epochs=3), inputs, {"note": "test"},
                        paths, live=live)
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
             if p.is_file() and "runtime" not in p.parts}

@@ -40,9 +40,13 @@ def build_texts(labels: pd.DataFrame, source: str, transcripts: pd.DataFrame | N
     return frame, metrics
 
 
+TEXTS_ARG = ("--texts", "the text_source stage's table (text.source's text); default: the labels' text", False)
+
+
 def texts_argument(parser):
     """`--texts FILE`: the text_source stage's table, which a text stage reads instead of the labels' text."""
-    parser.add_argument("--texts", type=Path, help="the text_source stage's table (text.source's text); default: the labels' text")
+    flag, help_, _ = TEXTS_ARG
+    parser.add_argument(flag, type=Path, help=help_)
     return parser
 
 

@@ -15,6 +15,25 @@ from torch.nn import functional as F
 from koemo.core.shards import ShardStore
 from koemo.train.cv import FoldJob, FoldPlan, present
 from koemo.train.data import ArrayRows, Examples, stack_collate
+from koemo.train.stage import Built
+
+NAME = "audio"
+ARGS = (("--features", "the audio_features cache of train_audio.features"),)
+DISTRIBUTED = True
+NEEDS = ("wav",)
+
+
+def used_keys(params: Mapping[str, Any]) -> list[str]:
+    """Dotted params keys the model reads; its training rows include the augmented copies."""
+    return ["labels.classes", "train", "train_audio",
+            "audio.sample_rate", "audio.min_rms_dbfs", "audio.augment", f"audio.{params['train_audio']['features']}"]
+
+
+def inputs(args, params: Mapping[str, Any], labels: pd.DataFrame, classes: list[str]) -> Built:
+    store = ShardStore(args.features)
+    spec = params["train_audio"]
+    return Built(AudioInputs(labels, store, len(classes), spec),
+                 {"features": spec["features"], "input_shape": list(store.row_shape)})
 
 
 class SpecAugment(nn.Module):

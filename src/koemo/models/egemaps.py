@@ -10,7 +10,27 @@ import pandas as pd
 import torch
 from torch import nn
 
+from koemo.core.shards import ShardStore
+from koemo.train.stage import Built
 from koemo.train.vectors import VectorInputs
+
+NAME = "egemaps"
+ARGS = (("--features", "the egemaps_features cache"),)
+DISTRIBUTED = True
+NEEDS = ("wav",)
+
+
+def used_keys(params: Mapping[str, Any]) -> list[str]:
+    """Dotted params keys the model reads."""
+    return ["labels.classes", "train", "train_egemaps", "audio.sample_rate", "audio.min_rms_dbfs", "egemaps"]
+
+
+def inputs(args, params: Mapping[str, Any], labels: pd.DataFrame, classes: list[str]) -> Built:
+    store = ShardStore(args.features)
+    x, absent = store.aligned_with_absent(labels["wav_id"].astype(str).tolist())  # absent: openSMILE or decoding failed
+    config = {"features": "egemaps", "input_dim": int(store.row_shape[0]), "rows_without_features": int(len(absent)),
+              "scaler": "per fold, fit on its fitting rows: fold<k>/scaler.safetensors"}
+    return Built(EgemapsInputs(labels, x, len(classes), params["train_egemaps"], absent=absent), config)
 
 
 class EgemapsMLP(nn.Module):

@@ -12,7 +12,33 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from koemo.core.shards import ShardStore
+from koemo.train.stage import Built
 from koemo.train.vectors import VectorInputs
+
+NAME = "multimodal"
+ARGS = (("--embeddings", "the text_embeddings output of text.model"),
+        ("--features", "the audio_features cache of train_multimodal.audio_features"))
+DISTRIBUTED = True
+NEEDS = ("text", "wav")
+
+
+def used_keys(params: Mapping[str, Any]) -> list[str]:
+    """Dotted params keys the model reads; audio: the originals only (no augmentation param)."""
+    return ["labels.classes", "train", "train_multimodal", "text.source", "text.model", f"encoders.{params['text']['model']}",
+            "audio.sample_rate", "audio.min_rms_dbfs", f"audio.{params['train_multimodal']['audio_features']}"]
+
+
+def inputs(args, params: Mapping[str, Any], labels: pd.DataFrame, classes: list[str]) -> Built:
+    spec = params["train_multimodal"]
+    wav_ids = labels["wav_id"].astype(str).tolist()
+    embeddings = ShardStore(args.embeddings)
+    text = embeddings.rows(embeddings.originals(wav_ids))
+    audio, absent = ShardStore(args.features).aligned_with_absent(wav_ids)  # absent: clips the features stage listed as failed
+    audio = audio.astype(np.float32)
+    config = {"text_model": params["text"]["model"], "audio_features": spec["audio_features"], "text_dim": int(text.shape[1]),
+              "audio_dim": int(audio.shape[1]), "scaler": "per fold, fit on its fitting rows: fold<k>/scaler.safetensors"}
+    return Built(MultimodalInputs(labels, text, audio, len(classes), spec, absent=absent), config)
 
 
 class MultimodalConv1D(nn.Module):

@@ -12,9 +12,35 @@ import pandas as pd
 import torch
 from torch import nn
 
+from koemo.asr.text_source import TEXTS_ARG, apply_texts
 from koemo.text.embed import pool
 from koemo.train.cv import FoldJob, FoldPlan
 from koemo.train.data import Examples, PadCollate, TokenRows
+from koemo.train.stage import Built
+
+NAME = "text"          # stage train_text, data/models/text, metrics/train_text.json
+ARGS = (TEXTS_ARG,)    # the stage's input paths besides --labels: (flag, help[, required])
+DISTRIBUTED = True     # runtime.processes applies
+NEEDS = ("text",)      # what an utterance must carry for `koemo predict` to run this model
+
+
+def used_keys(params: Mapping[str, Any]) -> list[str]:
+    """Dotted params keys the model reads (recorded in config.json, declared in dvc.yaml)."""
+    return ["labels.classes", "train", "train_text", "text.source", "text.model", f"encoders.{params['text']['model']}"]
+
+
+def inputs(args, params: Mapping[str, Any], labels: pd.DataFrame, classes: list[str]) -> Built:
+    """Token ids of text.source's text; a fresh `encoders.<text.model>` per fold."""
+    from koemo.text.registry import load_encoder
+
+    name = params["text"]["model"]
+    encoder_params = params["encoders"][name]
+    labels = apply_texts(labels, args.texts)
+    checkpointing = bool(params["train_text"].get("gradient_checkpointing", False))
+    build = TextInputs(labels, lambda: load_encoder(name, encoder_params, gradient_checkpointing=checkpointing),
+                       len(classes), params["train_text"])
+    return Built(build, {"text_model": name, "encoder": dict(encoder_params), "encoder_source": build.source},
+                 labels=labels)
 
 
 class TextClassifier(nn.Module):

@@ -44,7 +44,27 @@ from sklearn.preprocessing import normalize
 from koemo.core.metrics import classification_report
 from koemo.core.progress import Progress
 from koemo.train.cv import CVResult, FoldOutcome, FoldPlan, FoldRecord, FoldTrainer, cross_validate, save_arrays
+from koemo.asr.text_source import TEXTS_ARG, apply_texts
+from koemo.train.stage import Built
 from koemo.train.trainer import FitResult
+
+NAME = "tfidf"
+ARGS = (TEXTS_ARG,)
+DISTRIBUTED = False    # scikit-learn in one process: runtime.processes does not apply
+NEEDS = ("text",)
+
+
+def used_keys(params: Mapping[str, Any]) -> list[str]:
+    """Dotted params keys the model reads."""
+    return ["labels.classes", "train", "train_tfidf", "text.source"]
+
+
+def inputs(args, params: Mapping[str, Any], labels: pd.DataFrame, classes: list[str]) -> Built:
+    """Fold models fitted by scikit-learn (no Trainer): C chosen by an inner grouped CV per fold."""
+    labels = apply_texts(labels, args.texts)
+    folds = tfidf_folds(labels, TfidfParams.from_params(params["train_tfidf"]), len(classes), progress=True)
+    config = {"features": "kiwi morphemes + char_wb n-grams, TF-IDF", "classifier": "multinomial logistic regression"}
+    return Built(None, config, train_fold=folds, labels=labels)
 
 SELECT_BY = ("ua", "macro_f1", "accuracy")
 KIWI_MODEL = "cong"          # Kiwi's language model, fixed: its "fastest available" default could change under us

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from koemo.clips.decode import decode_clip
 from koemo.core.errors import UserError
-from koemo.models.ssl_heads import LayerWeighting, mlp
+from koemo.models.layer_features import LayerWeighting, mlp
 from koemo.ssl.pooling import layer_states, masked_layer_sums, normalize, pad_waves
 from koemo.train.cv import FoldJob, FoldPlan
 from koemo.train.data import Examples

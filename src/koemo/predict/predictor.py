@@ -5,7 +5,7 @@ meta-learner) and is computed by the stages' own code: the same decoder and resa
 feature extractor, the same registry encoders and pooling, the same model classes. A base model's output is
 the mean over its fold models, exactly as its test probabilities in `data/predictions/<model>.parquet`.
 
-Before anything is loaded, each model's recorded params (`koemo.train.lineage`) are compared with params.yaml:
+Before anything is loaded, each model's recorded params (`koemo.models.registry.recorded_params`) are compared with params.yaml:
 weights trained on other features or another encoder would give confident nonsense, so that is an error
 naming every differing key. A model whose input is absent (no wav, or no text) is skipped (NaN), except the
 fusion model, which was trained with modality dropout to predict from either modality alone; the stack needs
@@ -27,15 +27,15 @@ import numpy as np
 
 from koemo.core.errors import UserError
 from koemo.core.params import load_params
+from koemo.models.registry import MODELS, recorded_params
 from koemo.predict.notices import Utterance, given_value  # Utterance: also what callers pass to Predictor.predict
-from koemo.train.lineage import differences, used_params
+from koemo.train.lineage import differences
 
 MODELS_DIR = Path("data/models")
 EXPORT_MANIFEST = "koemo-export.json"  # in a `koemo export` folder: {"weights": {"<section>.<name>": "<relative dir>"}}
 WEIGHTS = {"tfidf": "weights.safetensors"}  # a fold's weights file, where it is not a network's model.safetensors
 TEXT_ENCODER_MODELS = ("text", "multimodal", "fusion")  # read text.model's tokens (truncated at its max_length)
-NEEDS = {"text": ("text",), "audio": ("wav",), "multimodal": ("text", "wav"), "wav2vec2": ("wav",), "fusion": (),
-         "tfidf": ("text",), "egemaps": ("wav",)}
+NEEDS = {name: module.NEEDS for name, module in MODELS.items()}  # what an utterance must carry, per model
 
 
 class PredictError(UserError):
@@ -94,7 +94,7 @@ class Predictor:
         if self.meta["classes"] != self.classes:
             problems.append(f"  data/models/stack: labels.classes {self.meta['classes']} → {self.classes}")
         for model, config in self.configs.items():
-            for line in differences(config.get("params", {}), used_params(model, self.params)):
+            for line in differences(config.get("params", {}), recorded_params(model, self.params)):
                 problems.append(f"  data/models/{model}: {line}")
             for k in range(int(config["folds"])):
                 weights = WEIGHTS.get(model, "model.safetensors")
@@ -294,7 +294,7 @@ class Predictor:
         return self._fold_mean(model, make(x.shape[1]), standardised)
 
     def _predict_wav2vec2(self, paths: list[str]) -> np.ndarray:
-        from koemo.models.ssl_heads import SSLClassifier
+        from koemo.models.wav2vec2 import SSLClassifier
 
         if self.configs["wav2vec2"].get("mode", "frozen") == "finetune":
             return self._predict_finetuned(paths)
@@ -338,7 +338,7 @@ class Predictor:
 
     def _predict_fusion(self, texts: list[str | None], paths: list[str | None]) -> np.ndarray:
         """Absent modalities are zero rows, which the model reads as missing (its learned 'absent' vector)."""
-        from koemo.models.ssl_heads import GatedFusion
+        from koemo.models.fusion import GatedFusion
 
         config = self.configs["fusion"]
         text = np.zeros((len(texts), int(config["text_dim"])), dtype=np.float32)

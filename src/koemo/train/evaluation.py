@@ -31,7 +31,7 @@ import pandas as pd
 METRICS = ("ua", "accuracy", "macro_f1")
 DEFAULTS = {"bootstrap": 1000, "seed": 0, "confidence": 0.95, "age_bands": [20, 30, 40, 50], "min_group_rows": 20}
 # params a training stage declares for its metrics report (protocol, intervals, groups) although they do not shape the
-# weights (`koemo.train.lineage.used_keys` lists those); the split reaches the weights through data/labels.parquet
+# weights (`koemo.models.<m>.used_keys` lists those); the split reaches the weights through data/labels.parquet
 REPORT_KEYS = ("evaluation", "split", "data.source")
 SPEAKER_INDEPENDENT = {"sentence": False, "speaker": True, "sentence+speaker": True, "session": True}
 

@@ -1,19 +1,18 @@
 """Which params shape each trained model: recorded beside its weights, checked again before they are used.
 
 A model's weights are only meaningful with the inputs it was trained on: the same encoder, the same feature
-framing, the same class list. The training stages record `used_params(model, params)` in
-`data/models/<model>/config.json` (dvc.yaml declares the same keys, so DVC reruns a model when one changes),
-and `koemo predict` refuses artefacts whose recorded values differ from params.yaml, naming each key.
+framing, the same class list. The training stages record `used_params(keys, params)` in
+`data/models/<model>/config.json`, the keys being `koemo.models.<model>.used_keys(params)` (dvc.yaml declares the
+same keys, so DVC reruns a model when one changes), and `koemo predict` refuses artefacts whose recorded values
+differ from params.yaml, naming each key.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from koemo.core.io import jsonable
-
-BASE_MODELS = ("text", "audio", "multimodal", "wav2vec2", "fusion", "tfidf", "egemaps")
 
 
 def lookup(params: Mapping[str, Any], key: str) -> Any:
@@ -26,29 +25,10 @@ def lookup(params: Mapping[str, Any], key: str) -> Any:
     return value
 
 
-def used_keys(model: str, params: Mapping[str, Any]) -> list[str]:
-    """Dotted params keys `model`'s training stage reads, its input features and encoders included."""
-    if model not in BASE_MODELS:
-        raise ValueError(f"unknown model {model!r}; expected one of {BASE_MODELS}")
-    keys = ["labels.classes", "train", f"train_{model}"]
-    if model in ("text", "multimodal", "fusion", "tfidf"):  # the text they read: the corpus' or an ASR transcript
-        keys += ["text.source"]
-    if model in ("text", "multimodal", "fusion"):
-        keys += ["text.model", f"encoders.{params['text']['model']}"]
-    if model == "audio":  # its training rows include the augmented copies
-        keys += ["audio.sample_rate", "audio.min_rms_dbfs", "audio.augment", f"audio.{params['train_audio']['features']}"]
-    if model == "multimodal":  # originals only
-        keys += ["audio.sample_rate", "audio.min_rms_dbfs", f"audio.{params['train_multimodal']['audio_features']}"]
-    if model == "egemaps":
-        keys += ["audio.sample_rate", "audio.min_rms_dbfs", "egemaps"]
-    if model in ("wav2vec2", "fusion"):
-        keys += ["ssl.model", f"audio_encoders.{params['ssl']['model']}", "ssl_features.chunk_seconds", "audio.min_rms_dbfs"]
-    return keys
-
-
-def used_params(model: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """{dotted key: value} for `used_keys`, as JSON will store it (floats rounded like every koemo JSON file)."""
-    return jsonable({key: lookup(params, key) for key in used_keys(model, params)})
+def used_params(keys: Sequence[str], params: Mapping[str, Any]) -> dict[str, Any]:
+    """{dotted key: value} for `keys` (a model's `used_keys(params)`), as JSON will store it (floats rounded like
+    every koemo JSON file)."""
+    return jsonable({key: lookup(params, key) for key in keys})
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:

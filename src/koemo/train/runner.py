@@ -117,7 +117,7 @@ def resume_key(model: str, recorded: Mapping[str, Any], paths: TrainingPaths) ->
     return digest.hexdigest()
 
 
-def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str], shared: Mapping[str, Any],
+def fit_folds_and_write(model: str, labels: pd.DataFrame, classes: Sequence[str], shared: Mapping[str, Any],
                        specific: Mapping[str, Any], build: Callable[[FoldPlan], FoldJob] | None, config: Mapping[str, Any],
                        paths: TrainingPaths, live: bool = True, recorded: Mapping[str, Any] | None = None,
                        train_fold: FoldTrainer | None = None,
@@ -126,7 +126,7 @@ def run_training_stage(model: str, labels: pd.DataFrame, classes: Sequence[str],
 
     A network gives `build` (its fold inputs; the one `Trainer` fits them); any other model gives `train_fold` (e.g.
     `train.tfidf.tfidf_folds`) and gets the same folds, resume, outputs and metrics, without epochs or curves.
-    `recorded`: the params the model depends on (`koemo.train.lineage.used_params`), kept in its config.json so
+    `recorded`: the params the model depends on (`koemo.train.lineage.used_params` of the model's `used_keys`), kept in its config.json so
     `koemo predict` can refuse weights built with other params; default: the `train` and `train_<model>` sections.
     With `paths.resume_dir`, each fold is kept there as it completes (and the fold in progress checkpointed per
     epoch) under a key of params, inputs and code; a rerun after a crash reuses them, and the directory is removed
