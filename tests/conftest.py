@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -7,6 +8,37 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from hf_cache import hf_cache  # noqa: E402,F401  (fixture: an offline HF hub cache in a temp HF_HOME)
+
+
+# The modules' longest test outside the demo repo's group: started first on the other worker (make test: -n 2).
+LONGEST_ALONE = "tests/test_pipeline_e2e.py::test_aihub_source_on_a_release_shaped_directory"
+
+
+# Tests that start torchrun on one machine: its default rendezvous port (29500) is one per machine, so they never
+# run at the same time as each other (one xdist group).
+TORCHRUN = ("tests/test_distributed.py::", "tests/test_gpu_paths.py::test_two_processes_fit_every_encoder_family")
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: one torch thread each in-process
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test of the shared demo repo goes first, as one xdist group (`make test` runs `-n 2 --dist loadgroup`):
+    one worker builds the pipeline once and runs those tests in their order (they share one workspace, each leaving it
+    as it found it), while the other worker takes the longest test that builds its own repo, then everything else."""
+    on_demo = [item for item in items if "demo_repo" in item.fixturenames]
+    for item in on_demo:
+        item.add_marker(pytest.mark.xdist_group("demo_repo"))
+    for item in items:
+        if item.nodeid.startswith(TORCHRUN):
+            assert item not in on_demo, item.nodeid  # a torchrun test on the demo repo would need both groups
+            item.add_marker(pytest.mark.xdist_group("torchrun"))
+    first = {id(item) for item in on_demo}
+    longest = [item for item in items if item.nodeid == LONGEST_ALONE]
+    first.update(id(item) for item in longest)
+    items[:] = on_demo + longest + [item for item in items if id(item) not in first]
 
 
 @pytest.fixture(scope="session")
