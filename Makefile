@@ -38,10 +38,9 @@ aihub: $(STAMP)
 	$(BIN)/koemo check
 	$(BIN)/dvc repro
 
-## make test: the test suite on 2 workers (installs Debian's chromium, when root and missing, for the offline-plots browser test)
-## (one worker builds the demo pipeline and runs its tests while the other runs the rest: tests/conftest.py)
+## make test: the test suite (installs Debian's chromium, when root and missing, for the offline-plots browser test)
 test: $(STAMP) $(CHROMIUM)
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q
 
 $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -24,6 +24,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: one torch
     torch.set_num_threads(1)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the xdist_group markers into the node ids
 def pytest_collection_modifyitems(config, items):
     """Every test of the shared demo repo goes first, as one xdist group (`make test` runs `-n 2 --dist loadgroup`):
     one worker builds the pipeline once and runs those tests in their order (they share one workspace, each leaving it
