@@ -38,9 +38,10 @@ aihub: $(STAMP)
 	$(BIN)/koemo check
 	$(BIN)/dvc repro
 
-## make test: the test suite (installs Debian's chromium, when root and missing, for the offline-plots browser test)
+## make test: the test suite on 2 workers (installs Debian's chromium, when root and missing, for the offline-plots browser test)
+## (one worker builds the demo pipeline and runs its tests while the other runs the rest: tests/conftest.py)
 test: $(STAMP) $(CHROMIUM)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
