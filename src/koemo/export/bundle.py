@@ -112,7 +112,7 @@ def export_models(root: str | Path, out: str | Path, force: bool = False) -> dic
     asr = None
     if asr_name:
         try:
-            asr = asr_directory(asr_name, predictor._entry("asr_models", asr_name))
+            asr = asr_directory(asr_name, predictor.entry("asr_models", asr_name))
             needed[f"asr_models.{asr_name}"] = asr
         except EncoderUnavailable:
             asr = None  # exported without ASR: a wav without text gets the audio-only answer

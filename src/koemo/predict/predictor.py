@@ -35,7 +35,6 @@ MODELS_DIR = Path("data/models")
 EXPORT_MANIFEST = "koemo-export.json"  # in a `koemo export` folder: {"weights": {"<section>.<name>": "<relative dir>"}}
 WEIGHTS = {"tfidf": "weights.safetensors"}  # a fold's weights file, where it is not a network's model.safetensors
 TEXT_ENCODER_MODELS = ("text", "multimodal", "fusion")  # read text.model's tokens (truncated at its max_length)
-NEEDS = {name: module.NEEDS for name, module in MODELS.items()}  # what an utterance must carry, per model
 
 
 class PredictError(UserError):
@@ -105,7 +104,7 @@ class Predictor:
                                "params.yaml (recorded → now):\n" + "\n".join(problems[:20]) +
                                "\nRun `dvc repro` to rebuild them (or `dvc checkout` the commit whose params match).")
 
-    def _entry(self, section: str, name: str) -> dict:
+    def entry(self, section: str, name: str) -> dict:
         """params' `<section>.<name>` registry entry, its weights found under root: an export's copy, or `path`."""
         if f"{section}.{name}" in self.exported:
             spec = {k: v for k, v in self.params[section][name].items() if k not in ("hub_id", "revision")}
@@ -122,7 +121,7 @@ class Predictor:
         if not name or name not in self.params.get("asr_models", {}):
             return None, "params.yaml names no asr.model"
         try:
-            recognizer = self._once("asr", lambda: load_asr(name, self._entry("asr_models", name)))
+            recognizer = self.once("asr", lambda: load_asr(name, self.entry("asr_models", name)))
         except EncoderUnavailable as err:
             return None, " ".join(str(err).split())
         waves = self._waves(paths, recognizer.sample_rate, 1, "one sample")
@@ -132,7 +131,7 @@ class Predictor:
         return texts, f"{name} ({recognizer.source})"
 
     # ---- shared inputs -------------------------------------------------------------------------------------
-    def _once(self, key: str, make: Callable[[], Any]) -> Any:
+    def once(self, key: str, make: Callable[[], Any]) -> Any:
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
@@ -142,9 +141,9 @@ class Predictor:
         from koemo.text.registry import load_encoder
 
         name = self.params["text"]["model"]
-        return self._once("text_encoder", lambda: load_encoder(name, self._entry("encoders", name)))
+        return self.once("text_encoder", lambda: load_encoder(name, self.entry("encoders", name)))
 
-    def _sentence_embeddings(self, texts: Sequence[str]) -> np.ndarray:
+    def sentence_embeddings(self, texts: Sequence[str]) -> np.ndarray:
         from koemo.text.embed import embed_texts
 
         return embed_texts(self._text_encoder(), texts, self.batch_size, device=self.device, progress=False)
@@ -169,16 +168,16 @@ class Predictor:
             raise PredictError("cannot use these wavs:\n" + "\n".join(bad[:10]) + "\nFix or remove them and run again.")
         return waves
 
-    def _features(self, kind: str, paths: Sequence[str]) -> np.ndarray:
+    def features(self, kind: str, paths: Sequence[str]) -> np.ndarray:
         """`audio_features` rows of `kind` for un-augmented clips, each cropped as the stage crops it: [n, *shape] float32."""
         from koemo.features.mel.spectral import FeatureExtractor, FeatureSpec
 
         spec = FeatureSpec.from_params(kind, self.params["audio"])
-        extractor = self._once(f"extractor:{kind}", lambda: FeatureExtractor(spec, self.device))
+        extractor = self.once(f"extractor:{kind}", lambda: FeatureExtractor(spec, self.device))
         waves = [w[:spec.crop_samples] for w in self._waves(paths, spec.sample_rate, spec.min_samples, f"one {kind} window")]
         return np.concatenate([extractor(waves[i:i + self.batch_size]) for i in range(0, len(waves), self.batch_size)])
 
-    def _egemaps(self, paths: Sequence[str]) -> np.ndarray:
+    def egemaps(self, paths: Sequence[str]) -> np.ndarray:
         """`egemaps_features` rows [n, 88]: the functionals of each clip's first `egemaps.max_seconds`."""
         from koemo.features.egemaps import MIN_SECONDS, EgemapsError, egemaps_functionals
 
@@ -192,13 +191,13 @@ class Predictor:
                 raise PredictError(f"row {self._row.get(path, '?')}: {path}: {err}") from None
         return np.stack(rows)
 
-    def _ssl_features(self, paths: Sequence[str]) -> np.ndarray:
+    def ssl_features(self, paths: Sequence[str]) -> np.ndarray:
         """`ssl_features@<ssl.model>` rows: [n, layers, dim], through the cache's float16 as training saw them."""
         from koemo.ssl.pooling import PoolStats, pool_clips, to_fp16
         from koemo.ssl.registry import load_audio_encoder
 
         name = self.params["ssl"]["model"]
-        encoder = self._once("audio_encoder", lambda: load_audio_encoder(name, self._entry("audio_encoders", name)))
+        encoder = self.once("audio_encoder", lambda: load_audio_encoder(name, self.entry("audio_encoders", name)))
         waves = self._waves(paths, encoder.sample_rate, encoder.min_samples, f"{name}'s receptive field")
         settings = self.params["ssl_features"]
         stats = PoolStats()
@@ -207,12 +206,12 @@ class Predictor:
         return to_fp16(pooled, stats).astype(np.float32)
 
     # ---- fold models -----------------------------------------------------------------------------------------
-    def _batches(self, arrays: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    def batches(self, arrays: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
         n = len(next(iter(arrays.values())))
         return [{key: value[start:start + self.batch_size] for key, value in arrays.items()}
                 for start in range(0, n, self.batch_size)]
 
-    def _fold_mean(self, model_name: str, network, batches: Callable[[int], Sequence[Mapping[str, np.ndarray]]]) -> np.ndarray:
+    def fold_mean(self, model_name: str, network, batches: Callable[[int], Sequence[Mapping[str, np.ndarray]]]) -> np.ndarray:
         """Mean over fold models of softmax(network(**batch)) for `batches(fold)` in order: one network, each
         fold's weights loaded into it in turn (strict: a shape or name mismatch is an error, not a partial load)."""
         import torch
@@ -233,147 +232,10 @@ class Predictor:
             total = fold if total is None else total + fold
         return (total / folds).astype(np.float32)
 
-    def _spec(self, model: str) -> dict:
+    def spec(self, model: str) -> dict:
         return self.params[f"train_{model}"]
 
-    def _predict_text(self, texts: list[str]) -> np.ndarray:
-        from koemo.models.text import TextClassifier
-        from koemo.text.embed import pad_batch
-        from koemo.text.registry import load_encoder
-
-        name = self.params["text"]["model"]
-        encoder = load_encoder(name, self._entry("encoders", name))  # its own copy: weights get replaced
-        network = TextClassifier(encoder.model, len(self.classes), pooling=encoder.pooling,
-                                 dropout=float(self._spec("text")["dropout"]))
-        ids = encoder.encode(texts)
-        batches = []
-        for start in range(0, len(ids), self.batch_size):  # each batch padded to its own longest, as in training
-            input_ids, mask = pad_batch(ids[start:start + self.batch_size], encoder.pad_id)
-            batches.append({"input_ids": input_ids.numpy(), "attention_mask": mask.numpy()})
-        return self._fold_mean("text", network, lambda k: batches)
-
-    def _predict_audio(self, paths: list[str]) -> np.ndarray:
-        from koemo.models.audio import AudioResNet
-
-        features = self._features(self._spec("audio")["features"], paths)
-        network = AudioResNet.from_params(len(self.classes), self._spec("audio"))
-        return self._fold_mean("audio", network, lambda k: self._batches({"features": features}))
-
-    def _predict_multimodal(self, texts: list[str], paths: list[str]) -> np.ndarray:
-        from koemo.models.multimodal import MultimodalConv1D
-
-        x = np.concatenate([self._sentence_embeddings(texts),
-                            self._features(self._spec("multimodal")["audio_features"], paths)], axis=1)
-        return self._standardised_fold_mean(
-            "multimodal", x, lambda width: MultimodalConv1D.from_params(width, len(self.classes), self._spec("multimodal")))
-
-    def _predict_tfidf(self, texts: list[str]) -> np.ndarray:
-        """Mean over the fold models (vocabulary + idf + coefficients, no pickle) of their probabilities."""
-        from koemo.models.tfidf import TfidfModel
-
-        folds = [self._once(f"tfidf:{k}", lambda k=k: TfidfModel.load(self.root / MODELS_DIR / "tfidf" / f"fold{k}"))
-                 for k in range(int(self.configs["tfidf"]["folds"]))]
-        return (sum(model.predict_proba(texts) for model in folds) / len(folds)).astype(np.float32)
-
-    def _predict_egemaps(self, paths: list[str]) -> np.ndarray:
-        from koemo.models.egemaps import EgemapsMLP
-
-        return self._standardised_fold_mean("egemaps", self._egemaps(paths),
-                                            lambda width: EgemapsMLP.from_params(width, len(self.classes), self._spec("egemaps")))
-
-    def _standardised_fold_mean(self, model: str, x: np.ndarray, make) -> np.ndarray:
-        """A `VectorInputs` model: each fold standardises with its own saved scaler, then its network predicts."""
-        from safetensors.numpy import load_file
-
-        x = np.asarray(x, dtype=np.float32)
-
-        def standardised(k: int) -> list[dict[str, np.ndarray]]:
-            scaler = load_file(str(self.root / MODELS_DIR / model / f"fold{k}" / "scaler.safetensors"))
-            return self._batches({"features": ((x - scaler["mean"]) / scaler["scale"]).astype(np.float32)})
-
-        return self._fold_mean(model, make(x.shape[1]), standardised)
-
-    def _predict_wav2vec2(self, paths: list[str]) -> np.ndarray:
-        from koemo.models.wav2vec2 import SSLClassifier
-
-        if self.configs["wav2vec2"].get("mode", "frozen") == "finetune":
-            return self._predict_finetuned(paths)
-        features = self._ssl_features(paths)
-        network = SSLClassifier.from_params(features.shape[1], features.shape[2], len(self.classes), self._spec("wav2vec2"))
-        return self._fold_mean("wav2vec2", network, lambda k: self._batches({"features": features}))
-
-    def _predict_finetuned(self, paths: list[str]) -> np.ndarray:
-        """`train_wav2vec2.mode: finetune` folds: the whole encoder is in the weights; waveforms prepared as in training."""
-        from koemo.models.wav2vec2_finetune import SSLFineTuner, UndecodableClip, WaveRows, crop_collate, wave_collate
-        from koemo.ssl.registry import load_audio_encoder
-
-        name, config = self.params["ssl"]["model"], self.configs["wav2vec2"]
-        encoder = load_audio_encoder(name, self._entry("audio_encoders", name))
-        rows = WaveRows(paths, np.zeros(len(paths), dtype=np.int64), encoder.sample_rate, encoder.normalize,
-                        int(config["max_samples"]), encoder.min_samples)
-        if encoder.uses_attention_mask:  # padded + masked: each clip's result whatever its batch
-            order, collate = np.arange(len(paths)), wave_collate
-        else:  # a group-norm encoder: as in training, length-sorted batches cropped to their shortest clip, no mask
-            try:
-                lengths = np.array([len(rows[i][0]) for i in range(len(paths))])
-            except UndecodableClip as err:
-                raise PredictError(str(err)) from None
-            order, collate = np.argsort(-lengths, kind="stable"), crop_collate
-        batches, positions = [], []
-        for start in range(0, len(paths), self.batch_size):
-            chosen = order[start:start + self.batch_size]
-            try:
-                items = [rows[int(i)] for i in chosen]
-            except UndecodableClip as err:
-                raise PredictError(str(err)) from None
-            batch = collate(items)
-            batch.pop("labels")
-            batches.append({k: v.numpy() for k, v in batch.items()})
-            positions.append(chosen)
-        network = SSLFineTuner.from_params(encoder, len(self.classes), self._spec("wav2vec2"))
-        probs = self._fold_mean("wav2vec2", network, lambda k: batches)
-        out = np.empty_like(probs)
-        out[np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)] = probs
-        return out
-
-    def _predict_fusion(self, texts: list[str | None], paths: list[str | None]) -> np.ndarray:
-        """Absent modalities are zero rows, which the model reads as missing (its learned 'absent' vector)."""
-        from koemo.models.fusion import GatedFusion
-
-        config = self.configs["fusion"]
-        text = np.zeros((len(texts), int(config["text_dim"])), dtype=np.float32)
-        audio = np.zeros((len(paths), int(config["layers"]), int(config["dim"])), dtype=np.float32)
-        has_text = [i for i, t in enumerate(texts) if t is not None]
-        has_wav = [i for i, p in enumerate(paths) if p is not None]
-        if has_text:
-            text[has_text] = self._sentence_embeddings([texts[i] for i in has_text])
-        if has_wav:
-            audio[has_wav] = self._ssl_features([paths[i] for i in has_wav])
-        network = GatedFusion.from_params(text.shape[1], audio.shape[1], audio.shape[2], len(self.classes), self._spec("fusion"))
-        batches = self._batches({"text": text, "audio": audio})
-        probs = self._fold_mean("fusion", network, lambda k: batches)
-        probs[[i for i in range(len(texts)) if texts[i] is None and paths[i] is None]] = np.nan
-        return probs
-
     # ---- notices: what a model did not read ---------------------------------------------------------------------
-    def _audio_crops(self) -> list[tuple[str, float]]:
-        """(models, seconds) each audio model reads of a clip, for the models this stack uses; the frozen SSL
-        features (wav2vec2, fusion) chunk the whole clip and crop nothing."""
-        from koemo.features.mel.spectral import FeatureSpec
-
-        audio, crops = self.params["audio"], {}
-        if "audio" in self.models:
-            spec = FeatureSpec.from_params(self._spec("audio")["features"], audio)
-            crops.setdefault(spec.crop_samples / spec.sample_rate, []).append("audio")
-        if "multimodal" in self.models:
-            spec = FeatureSpec.from_params(self._spec("multimodal")["audio_features"], audio)
-            crops.setdefault(spec.crop_samples / spec.sample_rate, []).append("multimodal")
-        if "egemaps" in self.models:
-            crops.setdefault(float(self.params["egemaps"]["max_seconds"]), []).append("egemaps")
-        if "wav2vec2" in self.models and self.configs["wav2vec2"].get("mode", "frozen") == "finetune":
-            crops.setdefault(float(self._spec("wav2vec2")["max_seconds"]), []).append("wav2vec2")
-        return sorted(((", ".join(models), seconds) for seconds, models in crops.items()), key=lambda item: item[1])
-
     def _token_counts(self, texts: Sequence[str]) -> tuple[list[int], bool]:
         """(tokens of each text with special tokens, untruncated; exact?) under the text.model tokenizer. A tokenizer
         without an untruncated mode gives the truncated count (a text that fills max_length may have been longer)."""
@@ -404,7 +266,9 @@ class Predictor:
                     notes[i].append(f"text_truncated: {len(texts[i])} characters = {how}; "
                                     f"{', '.join(m for m in TEXT_ENCODER_MODELS if m in self.models)} read the first "
                                     f"{limit} (encoders.{name}.max_length)")
-        crops = self._audio_crops()
+        from koemo.predict.recipes import audio_crops
+
+        crops = audio_crops(self)
         for i, path in enumerate(paths):
             if path is None or not crops:
                 continue
@@ -450,18 +314,14 @@ class Predictor:
         given = {"text": np.array([t is not None for t in texts], dtype=bool),
                  "wav": np.array([p is not None for p in paths], dtype=bool)}
         out: dict[str, np.ndarray] = {}
+        from koemo.predict.recipes import RECIPES
+
         for model in self.models:
             probs = np.full((n, c), np.nan, dtype=np.float32)
-            if model == "fusion":
-                out[model] = self._predict_fusion(texts, paths) if n else probs
-                continue
-            rows = np.flatnonzero(np.logical_and.reduce([given[need] for need in NEEDS[model]]))
+            needs = MODELS[model].NEEDS  # fusion: () — it reads either modality, NaN where both are absent
+            rows = np.flatnonzero(np.logical_and.reduce([given[need] for need in needs])) if needs else np.arange(n)
             if len(rows):
-                t, p = [texts[i] for i in rows], [paths[i] for i in rows]
-                probs[rows] = {"text": lambda: self._predict_text(t), "audio": lambda: self._predict_audio(p),
-                               "multimodal": lambda: self._predict_multimodal(t, p),
-                               "wav2vec2": lambda: self._predict_wav2vec2(p), "tfidf": lambda: self._predict_tfidf(t),
-                               "egemaps": lambda: self._predict_egemaps(p)}[model]()
+                probs[rows] = RECIPES[model](self, [texts[i] for i in rows], [paths[i] for i in rows])
             out[model] = probs
         learner = MetaLearner.from_json(self.meta)
         stack = np.full((n, c), np.nan, dtype=np.float32)
