@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from koemo.core.io import atomic_dir, write_csv, write_json, write_parquet
-from koemo.core.metrics import add_metrics_args, format_rate, model_headline, write_metrics
+from koemo.core.metrics import format_rate, model_headline, write_metrics
+from koemo.core.runner import stage_parser
 from koemo.train.cv import (CVResult, FoldJob, FoldPlan, FoldTrainer, confusion_table, cross_validate, kept_files,
                             plan_folds, predictions_frame, summarize, torch_folds)
 from koemo.train.distributed import broadcast
@@ -52,16 +53,14 @@ class TrainingPaths:
 
 
 def training_parser(description: str) -> argparse.ArgumentParser:
-    """The arguments every training stage takes; a stage adds its own input paths."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--labels", type=Path, required=True, help="the labels stage's table (parquet)")
-    parser.add_argument("--model-dir", type=Path, required=True, help="fold weights + config.json")
-    parser.add_argument("--predictions", type=Path, required=True, help="OOF + fold-mean test probabilities (parquet)")
-    parser.add_argument("--confusion", type=Path, required=True, help="test confusion rows for dvc plots (CSV)")
-    parser.add_argument("--live", type=Path, required=True, help="dvclive directory of the training curves")
+    """The arguments every training stage takes (`stage_parser`'s, plus --resume-dir); a stage adds its own inputs."""
+    parser = stage_parser(description, ("--labels", "the labels stage's table (parquet)"),
+                          ("--model-dir", "fold weights + config.json"),
+                          ("--predictions", "OOF + fold-mean test probabilities (parquet)"),
+                          ("--confusion", "test confusion rows for dvc plots (CSV)"),
+                          ("--live", "dvclive directory of the training curves"))
     parser.add_argument("--resume-dir", type=Path, help="where an interrupted run's finished folds wait for a rerun "
                                                         "(git- and dvc-ignored; removed when the stage completes)")
-    add_metrics_args(parser)
     return parser
 
 
