@@ -1,4 +1,4 @@
-"""Every base model, by name: `koemo predict`, `koemo check`, `koemo report` and the tests iterate it. No training stage
+"""Every base model, by name: `koemo predict`, `koemo report` and the tests iterate it. No training stage
 imports it (each stage imports its own `koemo.models.<m>`: a registry there would make every stage depend on every
 model, `tests/test_dvc_deps.py`). Adding a model: its module, one entry here."""
 
