@@ -1,4 +1,6 @@
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -24,24 +26,32 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: one torch
     torch.set_num_threads(1)
 
 
-# Modules whose tests (but LONGEST_ALONE and the two that read only dvc.yaml) use the demo repo.
-ON_DEMO = ("tests/test_dvc_promises.py::", "tests/test_export_serve.py::", "tests/test_pipeline_e2e.py::")
+# The tests on the demo repo, in two xdist work units (each runs its tests in order on its worker's own copy of the
+# one build): the pipeline's own e2e tests, and what DVC promises + export/serve. The two tests of those modules that
+# read only dvc.yaml, and LONGEST_ALONE, are units of their own.
+ON_DEMO = {"demo_repo": ("tests/test_pipeline_e2e.py::",),
+           "demo_repo_2": ("tests/test_dvc_promises.py::", "tests/test_export_serve.py::")}
+OFF_DEMO = (LONGEST_ALONE, "tests/test_dvc_promises.py::test_noop_status", "tests/test_dvc_promises.py::test_cache_false")
 
 
 def group_of(nodeid: str) -> str:
-    """The xdist work unit of a test: "demo_repo", "torchrun", or the test alone."""
+    """The xdist work unit of a test: "torchrun", "demo_repo", "demo_repo_2", or the test alone."""
     if nodeid.startswith(TORCHRUN):
         return "torchrun"
-    if nodeid.startswith(ON_DEMO) and nodeid != LONGEST_ALONE and "::test_noop_status" not in nodeid \
-            and "::test_cache_false_outputs" not in nodeid:
-        return "demo_repo"
+    if not nodeid.startswith(OFF_DEMO):
+        for group, modules in ON_DEMO.items():
+            if nodeid.startswith(modules):
+                return group
     return nodeid
 
 
 def pytest_xdist_make_scheduler(config, log):
     """pytest-xdist 3.8's `--dist loadgroup` renames `item._nodeid`, which pytest 9 no longer reads (its node id is
-    `_id`): the groups were silently ignored. This scheduler groups by `group_of(nodeid)` instead."""
+    `_id`): the groups were silently ignored. This scheduler groups by `group_of(nodeid)` instead, and hands the
+    units out in collection order (pytest_collection_modifyitems), not largest-first (xdist's default reorder)."""
     from xdist.scheduler import LoadScopeScheduling
+
+    config.option.loadscopereorder = False
 
     class Groups(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
@@ -51,27 +61,53 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Every test of the shared demo repo goes first, as one xdist work unit (`make test` runs `-n 2`): one worker
-    builds the pipeline once and runs those tests in their order (they share one workspace, each leaving it as it
-    found it), while the other worker takes the longest test that builds its own repo, then everything else."""
-    on_demo = [item for item in items if "demo_repo" in item.fixturenames]
-    stray = [item.nodeid for item in on_demo if group_of(item.nodeid) != "demo_repo"]
-    assert not stray, f"tests on the demo repo outside its xdist group (tests/conftest.py ON_DEMO): {stray}"
-    first = {id(item) for item in on_demo}
-    longest = [item for item in items if item.nodeid == LONGEST_ALONE]
-    first.update(id(item) for item in longest)
-    items[:] = on_demo + longest + [item for item in items if id(item) not in first]
+    """The order xdist hands out the work units (`make test` runs `-n 2`; a worker takes the next unit when it has
+    two tests left): the first demo unit (its worker builds the demo pipeline), the longest test that builds its own
+    repo, the torchrun unit (the other worker's work while the build runs), the second demo unit (which then finds
+    the build done), then everything else in file order."""
+    stray = [item.nodeid for item in items if "demo_repo" in item.fixturenames and group_of(item.nodeid) not in ON_DEMO]
+    assert not stray, f"tests on the demo repo outside its xdist units (tests/conftest.py ON_DEMO): {stray}"
+    rank = {"demo_repo": 0, LONGEST_ALONE: 1, "torchrun": 2, "demo_repo_2": 3}
+    items.sort(key=lambda item: rank.get(group_of(item.nodeid), len(rank)))  # stable: file order within a rank
+
+
+def _shared_dir(tmp_path_factory) -> Path:
+    """A temp folder every xdist worker of this run sees (the parent of the workers' own base temps)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(scope="session")
-def demo_repo(tmp_path_factory):
-    """The whole pipeline run once on a small demo corpus in a throwaway git + DVC copy of this repo, committed;
-    shared by the end-to-end test modules (each test leaves it as it found it: main checked out, status clean)."""
+def demo_build(tmp_path_factory) -> Path:
+    """The whole pipeline run once on a small demo corpus in a throwaway git + DVC copy of this repo, committed:
+    built by the first worker that asks (the other waits on the lock), then never changed: tests use copies."""
+    import fcntl
+
     from pipeline_repo import SMALL, PipelineRepo
 
-    repo = PipelineRepo.copy_of_this_repo(tmp_path_factory.mktemp("koemo-e2e"))
-    repo.set_params(**SMALL)
-    repo.commit("small demo")
-    repo.first_repro = repo.dvc("repro").stdout
-    repo.commit("repro")
-    return repo
+    shared = _shared_dir(tmp_path_factory)
+    root, done = shared / "demo-build", shared / "demo-build.done"
+    with open(shared / "demo-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            repo = PipelineRepo.copy_of_this_repo(root)
+            repo.set_params(**SMALL)
+            repo.commit("small demo")
+            repo.dvc("repro")
+            repo.commit("repro")
+            done.touch()
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_repo(demo_build, tmp_path_factory):
+    """This worker's copy of the demo build (`cp -a`: the workspace's hard links to its DVC cache stay links), shared
+    by its e2e tests; each test leaves it as it found it: main checked out, status clean."""
+    from pipeline_repo import PipelineRepo
+
+    root = tmp_path_factory.mktemp("koemo-e2e") / "repo"
+    subprocess.run(["cp", "-a", str(demo_build), str(root)], check=True)
+    shutil.rmtree(root / ".dvc" / "tmp", ignore_errors=True)  # the build's state db is keyed by its files' inodes
+    return PipelineRepo(root)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -91,6 +93,12 @@ class PipelineRepo:
             raise AssertionError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
         return done
 
+    def koemo(self, *args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        """`koemo ARGS` in this repo, run by `koemo.cli.main` in the test process (its stdout, stderr and exit status
+        as a subprocess would give them): the same code as the console script without its ~5 s of interpreter and
+        torch/transformers start-up per call. The console script itself runs as a subprocess in a few e2e tests."""
+        return koemo_in_process(*args, cwd=cwd or self.root, check=check)
+
     def git(self, *args: str) -> subprocess.CompletedProcess:
         return self.run("git", *args)
 
@@ -127,6 +135,27 @@ class PipelineRepo:
         """`dvc status` of the targets and everything upstream (the whole pipeline without targets)."""
         out = self.dvc("status", "--json", *(("--with-deps", *targets) if targets else ())).stdout.strip()
         return json.loads(out or "{}") == {}
+
+
+def koemo_in_process(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """`koemo ARGS` run by `koemo.cli.main` in this process with `cwd` as the working directory, stdout and stderr
+    captured; an argparse error's exit status is returned as the console script would exit with it."""
+    from koemo.cli import main
+
+    out, err, before = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        os.chdir(before)
+    done = subprocess.CompletedProcess(["koemo", *args], code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"koemo {' '.join(args)} failed ({code}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return done
 
 
 def stage_argv(stage: str, item: str | None = None, params_path: Path | None = None) -> list[str]:

@@ -130,7 +130,7 @@ def test_team_remote_share_fresh_clone_pull_and_restore(demo_repo, tmp_path):
         assert clone.status_is_clean()
         ratio = copies_ratio(clone.root)
         assert ratio <= MAX_COPIES, ratio
-        out = json.loads(clone.run("koemo", "predict", "--text", "정말 화가 나요", "--json").stdout)
+        out = json.loads(clone.koemo("predict", "--text", "정말 화가 나요", "--json").stdout)
         assert out["models"]["tfidf"] is not None and out["models"]["text"] is not None
         clone.set_params(train_tfidf={"min_df": 5})
         out = clone.dvc("repro", "--pull", "-s", "train_tfidf").stdout

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline_repo import REPO
+from pipeline_repo import REPO, koemo_in_process
 
 pytestmark = pytest.mark.e2e
 BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
@@ -34,9 +34,13 @@ def _outside_env(repo) -> dict:
     return {**repo.env, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(repo.root / "src")}
 
 
-def _predict(cwd: Path, env: dict, *args: str) -> dict:
-    done = subprocess.run([sys.executable, "-m", "koemo", "predict", *args, "--json"], cwd=cwd, env=env,
-                          capture_output=True, text=True)
+def _predict(cwd: Path, env: dict | None, *args: str) -> dict:
+    """`koemo predict ARGS --json` in `cwd`: a fresh process with `env`, or (env None) in this process."""
+    if env is None:
+        done = koemo_in_process("predict", *args, "--json", cwd=cwd, check=False)
+    else:
+        done = subprocess.run([sys.executable, "-m", "koemo", "predict", *args, "--json"], cwd=cwd, env=env,
+                              capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
 
@@ -49,10 +53,10 @@ def exported(demo_repo, tmp_path_factory):
     place = tmp_path_factory.mktemp("elsewhere")
     clip = place / "clip.wav"
     shutil.copyfile(demo_repo.root / row["wav_path"], clip)
-    expected = _predict(demo_repo.root, demo_repo.env, "--wav", str(clip), "--text", row["text"])
-    speech_only = _predict(demo_repo.root, demo_repo.env, "--wav", str(clip))
+    expected = _predict(demo_repo.root, None, "--wav", str(clip), "--text", row["text"])
+    speech_only = _predict(demo_repo.root, None, "--wav", str(clip))
     out = demo_repo.root.parent / f"{demo_repo.root.name}-export"
-    done = demo_repo.run("koemo", "export", str(out))
+    done = demo_repo.koemo("export", str(out))
     assert "model card" in done.stdout
     model = place / "model"
     shutil.copytree(out, model)

@@ -97,24 +97,24 @@ def test_predict_flags_what_the_models_cannot_read_and_loses_no_file(demo_repo):
     sf.write(demo_repo.root / "long.wav", np.tile(wave, int(np.ceil(30 / (len(wave) / rate)))), rate, subtype="PCM_16")
     raw = (demo_repo.root / row["wav_path"]).read_bytes()
     (demo_repo.root / "cut.wav").write_bytes(raw[:44 + (len(raw) - 44) // 2])
-    cut = demo_repo.run("koemo", "predict", "--wav", "cut.wav", check=False)
+    cut = demo_repo.run("koemo", "predict", "--wav", "cut.wav", check=False)  # the console script itself
     assert cut.returncode == 2 and "truncated" in cut.stderr and "cut short" in cut.stderr
-    english = demo_repo.run("koemo", "predict", "--text", "I am so angry", "--json")
+    english = demo_repo.koemo("predict", "--text", "I am so angry", "--json")
     assert any(n.startswith("no_hangul") for n in json.loads(english.stdout)["notes"]) and "no_hangul" in english.stderr
-    long = json.loads(demo_repo.run("koemo", "predict", "--text", row["text"] * 400, "--wav", "long.wav", "--json").stdout)
+    long = json.loads(demo_repo.koemo("predict", "--text", row["text"] * 400, "--wav", "long.wav", "--json").stdout)
     assert [n.split(":")[0] for n in long["notes"]] == ["text_truncated", "audio_cropped"], long["notes"]
     assert "read the first 64" in long["notes"][0] and "audio read its first 4.0 s" in long["notes"][1]
     batch = demo_repo.root / "mine.csv"
     batch.write_text(f"wav,text\nlong.wav,{row['text']}\n", encoding="utf-8")
     before = batch.read_bytes()
-    same = demo_repo.run("koemo", "predict", "--csv", "mine.csv", "--out", "./mine.csv", "--force", check=False)
+    same = demo_repo.koemo("predict", "--csv", "mine.csv", "--out", "./mine.csv", "--force", check=False)
     assert same.returncode == 2 and "is the input CSV" in same.stderr and batch.read_bytes() == before
-    done = demo_repo.run("koemo", "predict", "--csv", "mine.csv", "--out", "out/new/p.csv")
+    done = demo_repo.koemo("predict", "--csv", "mine.csv", "--out", "out/new/p.csv")
     assert "created" in done.stdout and "out/new" in done.stdout
     assert pd.read_csv(demo_repo.root / "out/new/p.csv")["notes"].str.startswith("audio_cropped").all()
-    again = demo_repo.run("koemo", "predict", "--csv", "mine.csv", "--out", "out/new/p.csv", check=False)
+    again = demo_repo.koemo("predict", "--csv", "mine.csv", "--out", "out/new/p.csv", check=False)
     assert again.returncode == 2 and "--force" in again.stderr
-    assert demo_repo.run("koemo", "predict", "--csv", "mine.csv", "--out", "out/new/p.csv", "--force").returncode == 0
+    assert demo_repo.koemo("predict", "--csv", "mine.csv", "--out", "out/new/p.csv", "--force").returncode == 0
     for name in ("long.wav", "cut.wav", "mine.csv"):
         (demo_repo.root / name).unlink()
     shutil.rmtree(demo_repo.root / "out")
@@ -122,36 +122,36 @@ def test_predict_flags_what_the_models_cannot_read_and_loses_no_file(demo_repo):
 
 def test_predict_one_utterance_and_missing_modality(demo_repo):
     row = pd.read_parquet(demo_repo.root / "data/labels.parquet").iloc[0]
-    out = json.loads(demo_repo.run("koemo", "predict", "--wav", row["wav_path"], "--text", row["text"], "--json").stdout)
+    out = json.loads(demo_repo.koemo("predict", "--wav", row["wav_path"], "--text", row["text"], "--json").stdout)
     assert set(out["models"]) == {*MODELS, "stack"}
     assert abs(sum(out["models"]["stack"]["probabilities"].values()) - 1) < 1e-5
-    text_only = json.loads(demo_repo.run("koemo", "predict", "--text", row["text"], "--json").stdout)["models"]
+    text_only = json.loads(demo_repo.koemo("predict", "--text", row["text"], "--json").stdout)["models"]
     assert text_only["audio"] is None and text_only["egemaps"] is None      # need the wav
     assert text_only["text"] == out["models"]["text"] and text_only["fusion"] is not None  # fusion survives it
     assert text_only["tfidf"] == out["models"]["tfidf"]
-    table = demo_repo.run("koemo", "predict", "--wav", row["wav_path"], "--no-asr").stdout  # speech alone, no ASR
+    table = demo_repo.koemo("predict", "--wav", row["wav_path"], "--no-asr").stdout  # speech alone, no ASR
     assert "audio" in table and "skipped" in table
     broken = demo_repo.root / "broken.wav"
     broken.write_bytes(b"RIFF not really a wav")
-    done = demo_repo.run("koemo", "predict", "--wav", str(broken), "--text", row["text"], check=False)
+    done = demo_repo.koemo("predict", "--wav", str(broken), "--text", row["text"], check=False)
     broken.unlink()
     assert done.returncode == 2 and "row 0: " in done.stderr and "broken.wav: undecodable" in done.stderr, done.stderr
 
 
 def test_predict_a_wav_alone_through_asr_and_without_its_weights(demo_repo):
     row = pd.read_parquet(demo_repo.root / "data/labels.parquet").iloc[0]
-    heard = json.loads(demo_repo.run("koemo", "predict", "--wav", row["wav_path"], "--json").stdout)
+    heard = json.loads(demo_repo.koemo("predict", "--wav", row["wav_path"], "--json").stdout)
     transcript = pd.read_parquet(demo_repo.root / "data/transcripts/tiny-whisper.parquet").set_index("wav_id").loc[row["wav_id"], "text"]
     assert heard["transcript"] == transcript and heard["notes"][0].startswith("text_from_asr")
     assert all(heard["models"][m] is not None for m in (*MODELS, "stack"))   # every model and the stack answer
-    typed = json.loads(demo_repo.run("koemo", "predict", "--wav", row["wav_path"], "--text", transcript, "--json").stdout)
+    typed = json.loads(demo_repo.koemo("predict", "--wav", row["wav_path"], "--text", transcript, "--json").stdout)
     assert typed["models"] == heard["models"] and typed["transcript"] is None  # the same as typing what ASR heard
-    table = demo_repo.run("koemo", "predict", "--wav", row["wav_path"])
+    table = demo_repo.koemo("predict", "--wav", row["wav_path"])
     assert "transcript (from ASR, not typed)" in table.stdout and "text_from_asr" in table.stderr
     asr = demo_repo.root / "data/asr"
     asr.rename(demo_repo.root / "data/asr.away")
     try:
-        deaf = json.loads(demo_repo.run("koemo", "predict", "--wav", row["wav_path"], "--json").stdout)
+        deaf = json.loads(demo_repo.koemo("predict", "--wav", row["wav_path"], "--json").stdout)
     finally:
         (demo_repo.root / "data/asr.away").rename(asr)
     assert deaf["transcript"] is None and deaf["notes"][0].startswith("no_asr") and "dvc repro tiny_asr" in deaf["notes"][0]
@@ -162,7 +162,7 @@ def test_predict_a_wav_alone_through_asr_and_without_its_weights(demo_repo):
 def test_predict_refuses_stale_or_missing_artefacts(demo_repo):
     demo_repo.set_params(train_audio={"lr": 0.5}, audio={"sample_rate": 8000})
     try:
-        done = demo_repo.run("koemo", "predict", "--text", "화가 나요", check=False)
+        done = demo_repo.koemo("predict", "--text", "화가 나요", check=False)
         assert done.returncode == 2
         assert "data/models/audio: train_audio.lr: 0.002 → 0.5" in done.stderr, done.stderr
         assert "data/models/multimodal: audio.sample_rate: 16000 → 8000" in done.stderr and "dvc repro" in done.stderr
@@ -171,7 +171,7 @@ def test_predict_refuses_stale_or_missing_artefacts(demo_repo):
     models = demo_repo.root / "data/models"
     (models / "wav2vec2").rename(models / "wav2vec2.away")
     try:
-        done = demo_repo.run("koemo", "predict", "--text", "화가 나요", check=False)
+        done = demo_repo.koemo("predict", "--text", "화가 나요", check=False)
         assert done.returncode == 2 and "data/models/wav2vec2/config.json is missing" in done.stderr, done.stderr
     finally:
         (models / "wav2vec2.away").rename(models / "wav2vec2")
@@ -243,7 +243,7 @@ def test_switching_text_source_to_asr_reruns_exactly_the_text_side(demo_repo):
     texts = pd.read_parquet(demo_repo.root / "data/texts.parquet").set_index("wav_id")["text"]
     assert (texts == heard.loc[texts.index]).all()
     assert json.loads((demo_repo.root / "data/models/text/config.json").read_text())["params"]["text.source"] == "asr"
-    gap = demo_repo.run(str(BIN / "koemo"), "report", "--rev", "main", "--rev", "workspace").stdout  # gold vs ASR
+    gap = demo_repo.koemo("report", "--rev", "main", "--rev", "workspace").stdout  # gold vs ASR
     assert "text (tiny-electra, text: asr)" in gap and "| stack |" in gap, gap
     demo_repo.git("checkout", "-q", "--", ".")
     demo_repo.dvc("checkout", "--force")
@@ -261,9 +261,9 @@ def test_metrics_diff_against_a_branch_with_one_changed_param(demo_repo):
     assert set(diff) <= {"metrics/stack.json"}, diff  # only the headline of the stage that ran, no wall-clock file
     assert set(diff.get("metrics/stack.json", {})) <= set(MODEL_HEADLINE), diff
     # the details (C) are in the stack's report, a cached output: `koemo report` reads both revisions through DVC
-    out = demo_repo.run(str(BIN / "koemo"), "report", "--rev", "main", "--rev", "fixed-c").stdout
+    out = demo_repo.koemo("report", "--rev", "main", "--rev", "fixed-c").stdout
     assert "| stack | " in out and "Δ UA (fixed-c − main)" in out and "C=0.5" in out, out  # the change named
-    assert "**stack** (logistic, C=0.5" in demo_repo.run(str(BIN / "koemo"), "report", "--rev", "fixed-c").stdout
+    assert "**stack** (logistic, C=0.5" in demo_repo.koemo("report", "--rev", "fixed-c").stdout
     params_diff = json.loads(demo_repo.dvc("params", "diff", "main", "--json").stdout)
     assert params_diff["params.yaml"]["stack.C_grid"]["new"] in ([0.5], "[0.5]")  # dvc renders lists as text
     demo_repo.git("checkout", "-q", "main")
