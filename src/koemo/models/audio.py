@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from koemo.core.shards import ShardStore
-from koemo.train.cv import FoldJob, FoldPlan, present
+from koemo.train.cv import FoldJob, FoldPlan, without_absent
 from koemo.train.data import ArrayRows, Examples, stack_collate
 from koemo.train.stage import Built
 
@@ -146,7 +146,7 @@ class AudioInputs:
             raise ValueError(f"{store.directory}: augmented rows exist for non-training wav_ids (contract: train only)")
 
     def examples(self, rows: np.ndarray, with_copies: bool = False) -> Examples:
-        rows = present(rows, self.absent)
+        rows = without_absent(rows, self.absent)
         positions, labels, ids = [self.original[rows]], [self.y[rows]], [self.wav_ids[rows]]
         if with_copies:
             for r in rows:
@@ -164,7 +164,7 @@ class AudioInputs:
 
     def __call__(self, plan: FoldPlan) -> FoldJob:
         train = self.examples(plan.fit, with_copies=True)
-        fit_rows = len(present(plan.fit, self.absent))
+        fit_rows = len(without_absent(plan.fit, self.absent))
         files = {"fit_rows": fit_rows, "augmented_rows": len(train) - fit_rows, "valid_rows": len(plan.valid),
                  "holdout_rows": len(plan.holdout)}
         if len(self.absent):

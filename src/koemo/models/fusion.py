@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from koemo.core.shards import ShardStore
-from koemo.models.layer_features import LayerWeighting, SSLStore, Standardize, fold_files, missing_rows, mlp, present, with_layer_weights
+from koemo.models.layer_features import LayerWeighting, SSLStore, Standardize, fold_files, missing_rows, mlp, has_input, with_layer_weights
 from koemo.train.cv import FoldJob, FoldPlan
 from koemo.train.data import Examples
 from koemo.train.stage import Built
@@ -70,7 +70,7 @@ class GatedFusion(nn.Module):
         return self._fuse(text, audio)[1]
 
     def _fuse(self, text: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        has_text, has_audio = self._drop_modalities(present(text), present(audio))
+        has_text, has_audio = self._drop_modalities(has_input(text), has_input(audio))
         t = torch.where(has_text[:, None], self.text_proj(self.text_norm(text)), self.absent[0])
         a = torch.where(has_audio[:, None], self.audio_proj(self.layer_weighting(self.audio_norm(audio))), self.absent[1])
         flags = torch.stack([has_text, has_audio], dim=1).to(t.dtype)

@@ -27,7 +27,7 @@ from koemo.train.cv import FoldPlan, class_prior
 FIT_BLOCK = 2048  # rows per step when computing statistics (the AI Hub cache is GBs)
 
 
-def present(x: torch.Tensor) -> torch.Tensor:
+def has_input(x: torch.Tensor) -> torch.Tensor:
     """[batch] bool: the row holds any non-zero value (an all-zero row is a missing modality)."""
     return x.flatten(1).abs().amax(dim=1) > 0
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from koemo.core.errors import UserError
 from koemo.models.layer_features import (LayerWeighting, SSLStore, Standardize, class_log_prior, fold_files, missing_rows,
-                                         mlp, present, with_layer_weights)
+                                         mlp, has_input, with_layer_weights)
 from koemo.train.cv import FoldJob, FoldPlan
 from koemo.train.data import ArrayRows, Examples, stack_collate
 from koemo.train.stage import Built
@@ -64,7 +64,7 @@ class SSLClassifier(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:  # features: [batch, layers, dim]
         logits = self.head(self.dropout(self.layer_weighting(self.norm(features))))
-        return torch.where(present(features)[:, None], logits, self.log_prior.to(logits.dtype))
+        return torch.where(has_input(features)[:, None], logits, self.log_prior.to(logits.dtype))
 
 
 class SSLInputs:

@@ -130,7 +130,7 @@ def class_prior(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return counts / counts.sum()
 
 
-def present(rows: np.ndarray, absent: np.ndarray) -> np.ndarray:
+def without_absent(rows: np.ndarray, absent: np.ndarray) -> np.ndarray:
     """`rows` without the `absent` ones, order kept."""
     return rows[~np.isin(rows, absent)] if len(absent) else rows
 
@@ -146,7 +146,7 @@ def check_no_leak(job: FoldJob, plan: FoldPlan, wav_ids: np.ndarray) -> None:
     if not trained <= allowed:
         raise AssertionError(f"fold {plan.fold}: trains on wav_ids outside its fitting rows")
     for name, examples, rows in (("holdout", job.holdout, plan.holdout), ("test", job.test, plan.test)):
-        if list(examples.ids) != list(wav_ids[present(rows, job.absent)]):
+        if list(examples.ids) != list(wav_ids[without_absent(rows, job.absent)]):
             raise AssertionError(f"fold {plan.fold}: {name} examples are not the planned rows in order")
 
 
@@ -269,7 +269,7 @@ def torch_folds(labels: pd.DataFrame, build: Callable[[FoldPlan], FoldJob], trai
             torch.manual_seed(trainer.config.seed + plan.fold + 7919 * acc.process_index)
         checkpoint = fold_dir / CHECKPOINT if fold_dir is not None else None  # only the main process writes it
         fit = trainer.fit(job.model, job.train, job.valid, tag=f"fold{plan.fold}", checkpoint=checkpoint)
-        prior = class_prior(y[present(plan.fit, job.absent)], c).astype(np.float32)
+        prior = class_prior(y[without_absent(plan.fit, job.absent)], c).astype(np.float32)
         held = np.tile(prior, (len(plan.holdout), 1))
         held[np.isin(plan.holdout, job.absent, invert=True)] = trainer.predict(job.model, job.holdout)
         test = np.tile(prior, (len(plan.test), 1))

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from koemo.train.cv import FoldJob, FoldPlan, present
+from koemo.train.cv import FoldJob, FoldPlan, without_absent
 from koemo.train.data import ArrayRows, Examples, stack_collate
 
 
@@ -41,11 +41,11 @@ class VectorInputs:
         self.y = labels["label_id"].to_numpy(dtype=np.int64)
 
     def examples(self, x: np.ndarray, rows: np.ndarray) -> Examples:
-        rows = present(rows, self.absent)
+        rows = without_absent(rows, self.absent)
         return Examples(ArrayRows(x[rows], self.y[rows]), self.y[rows], self.wav_ids[rows], stack_collate)
 
     def __call__(self, plan: FoldPlan) -> FoldJob:
-        fit = present(plan.fit, self.absent)
+        fit = without_absent(plan.fit, self.absent)
         mean, scale = standardizer(self.x[fit])
         x = ((self.x - mean) / scale).astype(np.float32)
         return FoldJob(self.make_model(self.x.shape[1]), self.examples(x, plan.fit), self.examples(x, plan.valid),
