@@ -312,8 +312,9 @@ def test_aihub_source_on_a_release_shaped_directory(tmp_path_factory):
     assert ran(repo.dvc("repro", *targets).stdout) - asr == {"corpus", "labels", "egemaps_features", "train_tfidf"}
     assert repo.report("corpus")["dropped_by_reason"]["missing_wav"] == 1
 
-@pytest.mark.slow(reason="covered faster: tests/test_gpu_paths.py::test_two_processes_fit_every_encoder_family[bert|roberta] "
-                        "(the pooler DDP failure, 2 torchrun workers per family), tests/test_distributed.py::test_two_"
+
+@pytest.mark.slow(reason="covered faster: tests/test_gpu_paths.py::test_two_processes_fit_every_encoder_family (bert, "
+                        "roberta, electra: the pooler DDP failure, 2 torchrun workers), tests/test_distributed.py::test_two_"
                         "processes_train_and_predict_as_one_and_only_rank_0_writes (a stage under runtime.processes 2 "
                         "predicts every row once, rank 0 writes)")
 def test_two_processes_from_dvc_repro_train_text_with_bert_and_roberta(demo_repo):
