@@ -1,6 +1,8 @@
-"""A torchrun worker for tests/test_gpu_paths.py: fit a tiny random-init encoder of one family (bert, roberta,
-electra) through the project's TextClassifier + Trainer in a 2-process group (gloo), then print one line per rank.
-Not a test module (no test_ prefix): the test launches it with `python -m torch.distributed.run`."""
+"""A torchrun worker for tests/test_gpu_paths.py: fit a tiny random-init encoder of each family named (bert, roberta,
+electra) in turn through the project's TextClassifier + Trainer in one 2-process group (gloo), printing one line per
+rank and family. Not a test module (no test_ prefix): the test launches it with `python -m torch.distributed.run`.
+One launch for all families: each fit builds its own DDP model on the same process group (as one stage does per
+fold), so a family that breaks DDP still fails at its own second step."""
 
 import os
 import sys
@@ -42,4 +44,5 @@ def main(family: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    for name in sys.argv[1:]:
+        main(name)

@@ -215,20 +215,22 @@ def test_ssl_features_estimate_states_its_precision():
 
 
 # ---- 2: every encoder family trains under DDP (2 torchrun workers, gloo) -------------------------------------
-@pytest.mark.parametrize("family", ["bert", "roberta", "electra"])
-def test_two_processes_fit_every_encoder_family(tmp_path, family):
+def test_two_processes_fit_every_encoder_family(tmp_path):
     """BERT and RoBERTa carry a pooler TextClassifier never uses: DDP (no find_unused_parameters) failed at step 2
-    with "Expected to have finished reduction in the prior iteration". ELECTRA has none."""
+    with "Expected to have finished reduction in the prior iteration". ELECTRA has none. One torchrun launch fits the
+    three families in turn (a fresh model and DDP wrapper each, one process group)."""
     import subprocess
 
     repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo / "src")}
+    families = ("bert", "roberta", "electra")
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
                           "--master-port", str(29500 + os.getpid() % 500), str(Path(__file__).parent / "ddp_text_worker.py"),
-                          family], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+                          *families], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, (run.stdout[-2000:], run.stderr[-3000:])
-    for rank in (0, 1):
-        assert f"rank {rank}: {family} trained 2 epochs" in run.stdout, run.stdout
+    for family in families:
+        for rank in (0, 1):
+            assert f"rank {rank}: {family} trained 2 epochs" in run.stdout, run.stdout
 
 
 # ---- 8: the GPU check script ----------------------------------------------------------------------------------
@@ -257,15 +259,26 @@ def test_gpu_check_says_no_gpu_in_seconds(tmp_path):
 
 def test_gpu_check_steps_run_their_code_in_a_smoke_run():
     """Each measuring step's code, on the CPU at tiny sizes (the script labels every such line as not a result):
-    the script must not first meet its own bugs on the GPU machine's short slot."""
+    the script must not first meet its own bugs on the GPU machine's short slot. The steps run one after the other
+    through the script's own `main(["--step", …])` in one fresh interpreter (torch and transformers imported once)."""
     import subprocess
 
     env = {**os.environ, "KOEMO_GPU_CHECK_SMOKE": "1", "OMP_NUM_THREADS": "1"}
-    for step, said in (("xlsr_finetune", "fine-tune step"), ("loader_wait", "waiting for data")):
-        run = subprocess.run([sys.executable, str(GPU_CHECK), "--step", step, "--batch", "2"], env=env,
-                             capture_output=True, text=True, timeout=120)
-        assert run.returncode == 0, (step, run.stderr[-2000:])
-        assert "[smoke run: tiny sizes on the CPU, not a result]" in run.stdout and said in run.stdout, run.stdout
+    steps = {"xlsr_finetune": "fine-tune step", "loader_wait": "waiting for data"}
+    each_step = ("import importlib.util, sys\n"
+                 "spec = importlib.util.spec_from_file_location('gpu_check', sys.argv[1])\n"
+                 "gpu_check = importlib.util.module_from_spec(spec)\n"
+                 "spec.loader.exec_module(gpu_check)\n"
+                 "for step in sys.argv[2:]:\n"
+                 "    print(f'step {step}: exit', gpu_check.main(['--step', step, '--batch', '2']), flush=True)\n")
+    run = subprocess.run([sys.executable, "-c", each_step, str(GPU_CHECK), *steps], env=env, capture_output=True,
+                         text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
+    for step, said in steps.items():
+        assert f"step {step}: exit 0" in run.stdout, (step, run.stdout, run.stderr[-2000:])
+        lines = [line for line in run.stdout.splitlines() if line.startswith("[smoke run: tiny sizes on the CPU, not a "
+                                                                            f"result] {step}")]
+        assert lines and said in lines[0], (step, run.stdout)
 
 
 # ---- 7: wav2vec2 fine-tuning batches ---------------------------------------------------------------------------

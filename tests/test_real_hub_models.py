@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -149,11 +150,26 @@ def test_the_real_tokenizers_give_their_published_ids_and_right_padding(offline)
         assert mask[row].tolist() == [1] * len(shorter) + [0] * (width - len(shorter))
 
 
-def _run_stage(stage, item, work, params):
+# The stage scripts one after another in one fresh interpreter, each as `python <script> <args>` runs it (`__main__`,
+# its own sys.argv): torch and transformers are imported once for all items. A failing stage ends it with that
+# stage's message or traceback.
+EACH_STAGE = """import json, runpy, sys
+for argv in json.loads(sys.argv[1]):
+    sys.argv = argv
+    runpy.run_path(argv[0], run_name="__main__")
+    print(f"finished {argv[0]} {argv[1]}", flush=True)
+"""
+
+
+def _run_stages(stage, items, work, params):
+    """Run `stage` for each of `items` (foreach stage) in `work`; each one's report: every detail, lineage too."""
     (work / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
-    done = subprocess.run(stage_argv(stage, item, work / "params.yaml"), cwd=work, capture_output=True, text=True)
+    argvs = [stage_argv(stage, item, work / "params.yaml")[1:] for item in items]
+    done = subprocess.run([sys.executable, "-c", EACH_STAGE, json.dumps(argvs)], cwd=work, capture_output=True, text=True)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
-    return json.loads((work / f"reports/{stage}_{item}.json").read_text())  # the report: every detail, lineage too
+    for argv in argvs:
+        assert f"finished {argv[0]} {argv[1]}" in done.stdout, done.stdout
+    return [json.loads((work / f"reports/{stage}_{item}.json").read_text()) for item in items]
 
 
 def test_text_embeddings_on_each_real_text_encoder_records_the_commit_loaded(offline, tmp_path):
@@ -162,10 +178,11 @@ def test_text_embeddings_on_each_real_text_encoder_records_the_commit_loaded(off
     pd.DataFrame({"wav_id": [f"w{i}" for i in range(8)], "text": TEXTS[:8]}).to_parquet(work / "data/labels.parquet")
     pd.DataFrame({"wav_id": [f"w{i}" for i in range(8)], "text": TEXTS[:8], "source": "transcript"}).to_parquet(
         work / "data/texts.parquet")  # the text_source stage's output (text.source: transcript)
-    for name in ("kobert", "klue-roberta", "koelectra"):
+    names = ("kobert", "klue-roberta", "koelectra")
+    params = {"encoders": {name: PARAMS["encoders"][name] for name in names},
+              "text_embeddings": {**PARAMS["text_embeddings"], "device": "cpu"}}
+    for name, metrics in zip(names, _run_stages("text_embeddings", names, work, params)):
         spec = PARAMS["encoders"][name]
-        params = {"encoders": {name: spec}, "text_embeddings": {**PARAMS["text_embeddings"], "device": "cpu"}}
-        metrics = _run_stage("text_embeddings", name, work, params)
         assert metrics["source"] == f"{spec['hub_id']}@{spec['revision']}", name
         assert metrics["rows"] == 8 and metrics["dim"] == 32, metrics
 
@@ -178,7 +195,7 @@ def test_ssl_features_on_the_real_xlsr_layout_records_the_commit_loaded(offline,
     spec = PARAMS["audio_encoders"]["wav2vec2-ko"]
     params = {key: PARAMS[key] for key in ("audio", "ssl_features")}
     params.update(audio_encoders={"wav2vec2-ko": spec}, ssl_features={**PARAMS["ssl_features"], "device": "cpu"})
-    metrics = _run_stage("ssl_features", "wav2vec2-ko", work, params)
+    [metrics] = _run_stages("ssl_features", ["wav2vec2-ko"], work, params)
     source = f"{XLSR_KO}@{spec['revision']}"
     assert metrics["source"] == source and metrics["clips"] == 3, metrics
     assert json.loads((work / "data/ssl/wav2vec2-ko/encoder.json").read_text())["source"] == source
