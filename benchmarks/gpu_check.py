@@ -195,14 +195,14 @@ def _sync() -> None:
     import torch
 
     if not SMOKE:
-        _sync()
+        torch.cuda.synchronize()
 
 
 def _reset_peak() -> None:
     import torch
 
     if not SMOKE:
-        _reset_peak()
+        torch.cuda.reset_peak_memory_stats()
 
 
 def step_versions(args) -> int:

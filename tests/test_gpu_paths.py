@@ -257,6 +257,24 @@ def test_gpu_check_says_no_gpu_in_seconds(tmp_path):
         assert took < 30, took
 
 
+def test_gpu_check_timing_helpers_call_cuda_off_the_smoke_run(monkeypatch):
+    """On a GPU, gpu_check's `_sync` / `_reset_peak` reach CUDA (the smoke run skips them, so only this sees them)."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("gpu_check_helpers", GPU_CHECK)
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    called = []
+    monkeypatch.setattr(gpu_check, "SMOKE", False)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: called.append("synchronize"))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda *a, **k: called.append("reset_peak"))
+    gpu_check._sync()
+    gpu_check._reset_peak()
+    assert called == ["synchronize", "reset_peak"]
+
+
 def test_gpu_check_steps_run_their_code_in_a_smoke_run():
     """Each measuring step's code, on the CPU at tiny sizes (the script labels every such line as not a result):
     the script must not first meet its own bugs on the GPU machine's short slot. The steps run one after the other
