@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     share.add_argument("-r", "--remote", help="DVC remote (default: the default remote)")
     share.add_argument("-j", "--jobs", type=int, help="parallel transfers")
     share.add_argument("--root", type=Path, default=Path("."), help="the koemo project; default: .")
-    report = commands.add_parser("report", help="the results table to paste: every model's test UA [95 % CI], WA, "
+    report = commands.add_parser("report", help="the results table to paste: every model's test UA [95 %% CI], WA, "
                                                 "macro-F1, vs baseline, per group; or revisions side by side",
                                  description="Markdown results from the stages' report files (reports/*.json): model | "
                                              "test UA [95 % CI] | WA | macro-F1 | vs baseline | vs best member, the "
@@ -192,7 +192,7 @@ def _check_out(out: Path, csv: Path | None, force: bool) -> list[Path]:
     a directory, or an existing file without --force. Returns the folders that writing it will create."""
     import os
 
-    from koemo.predict.predictor import PredictError
+    from koemo.predict.notices import PredictError
 
     if csv is not None and (out.resolve() == csv.resolve() or (out.exists() and csv.exists() and os.path.samefile(out, csv))):
         raise PredictError(f"--out {out} is the input CSV: writing there would replace your utterances with the "
@@ -225,9 +225,8 @@ def share_command(args: argparse.Namespace) -> int:
 def _read_batch(path: Path):
     """Utterances of a batch CSV (cp949, utf-8 or utf-8-sig, as the corpus reader reads), every unusable row named."""
     from koemo.core.errors import UserError
-    from koemo.corpus.aihub import read_csv_rows
-    from koemo.predict.notices import Utterance, input_problem
-    from koemo.predict.predictor import PredictError
+    from koemo.corpus.csv_rows import read_csv_rows
+    from koemo.predict.notices import PredictError, Utterance, input_problem
 
     if not path.is_file():
         raise PredictError(f"{path}: {'is a directory, not a CSV file' if path.is_dir() else 'no such file'}")
@@ -307,9 +306,8 @@ def _print_notes(notes, first_row: int | None = None) -> None:
 
 
 def predict_command(args: argparse.Namespace) -> int:
-    from koemo.core.io import write_csv
-    from koemo.predict.notices import Utterance, given_value, input_problem
-    from koemo.predict.predictor import PredictError, Predictor, answer, result_table
+    # only light modules until every argument is checked: the predictor pulls in torch, sklearn and transformers
+    from koemo.predict.notices import PredictError, Utterance, given_value, input_problem
 
     if args.csv is None and args.wav is None and args.text is None:
         raise PredictError("give --wav and/or --text (one utterance) or --csv FILE (a batch)")
@@ -323,6 +321,9 @@ def predict_command(args: argparse.Namespace) -> int:
                            else "--text is empty and no --wav is given: nothing to predict from; give a transcript "
                                 "(--text) and/or a wav (--wav)")
     from transformers.utils import logging as hf_logging
+
+    from koemo.core.io import write_csv
+    from koemo.predict.predictor import Predictor, answer, result_table
 
     hf_logging.disable_progress_bar()  # per-model "Loading weights" bars would bury the answer
     predictor = Predictor(args.model if args.model is not None else args.root, device=args.device, asr=not args.no_asr)

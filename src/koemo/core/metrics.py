@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
 from koemo.core.io import write_json
 
@@ -49,6 +48,9 @@ def is_collapsed(y_pred: np.ndarray, n_classes: int, threshold: float = COLLAPSE
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> dict:
     """WA, UA, macro/weighted F1, per-class P/R/F1, confusion matrix (rows actual, columns predicted), collapse."""
+    # here, not at the top: every stage imports this module (the writer), and sklearn.metrics (+ scipy) costs ~1 s
+    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
     labels = list(range(len(classes)))

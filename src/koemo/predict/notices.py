@@ -6,6 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from koemo.core.errors import UserError
+
+
+class PredictError(UserError):
+    """Artefacts missing or stale, or an input that cannot be used; the message says what to do. Here, not in
+    `predictor`, so `koemo predict` refuses a bad argument before it imports torch and the models."""
+
 
 @dataclass
 class Utterance:

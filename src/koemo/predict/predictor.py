@@ -25,20 +25,16 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from koemo.core.errors import UserError
 from koemo.core.params import load_params
 from koemo.models.registry import MODELS, recorded_params
-from koemo.predict.notices import Utterance, given_value  # Utterance: also what callers pass to Predictor.predict
+# Utterance: also what callers pass to Predictor.predict; PredictError: also raised (and imported) from here
+from koemo.predict.notices import PredictError, Utterance, given_value
 from koemo.train.lineage import differences
 
 MODELS_DIR = Path("data/models")
 EXPORT_MANIFEST = "koemo-export.json"  # in a `koemo export` folder: {"weights": {"<section>.<name>": "<relative dir>"}}
 WEIGHTS = {"tfidf": "weights.safetensors"}  # a fold's weights file, where it is not a network's model.safetensors
 TEXT_ENCODER_MODELS = ("text", "multimodal", "fusion")  # read text.model's tokens (truncated at its max_length)
-
-
-class PredictError(UserError):
-    """Artefacts missing or stale, or an input that cannot be used; the message says what to do."""
 
 
 def _read_json(path: Path, what: str) -> dict:

@@ -10,9 +10,11 @@ seed gives the same weights, probabilities and metrics byte for byte.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Mapping
 
 import numpy as np
@@ -127,15 +129,38 @@ def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
+# The three schedules, float for float as transformers' `get_{constant,linear,cosine}_schedule_with_warmup` (whose
+# lambdas these copy; tests/test_schedules.py compares every step): importing transformers.optimization costs ~2 s
+# (trainer_pt_utils pulls in torch._dynamo) in every training stage, most of which train no transformer.
+def _constant_with_warmup(step: int, *, warmup: int) -> float:
+    if step < warmup:
+        return float(step) / float(max(1.0, warmup))
+    return 1.0
+
+
+def _linear_with_warmup(step: int, *, warmup: int, total: int) -> float:
+    if step < warmup:
+        return float(step) / float(max(1, warmup))
+    return max(0.0, float(total - step) / float(max(1, total - warmup)))
+
+
+def _cosine_with_warmup(step: int, *, warmup: int, total: int, cycles: float = 0.5) -> float:
+    if step < warmup:
+        return float(step) / float(max(1, warmup))
+    progress = float(step - warmup) / float(max(1, total - warmup))
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * float(cycles) * 2.0 * progress)))
+
+
 def make_scheduler(optimizer, config: TrainConfig, total_steps: int):
-    from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
+    """A LambdaLR: linear warm-up over `warmup_ratio` of the steps, then `config.schedule`."""
+    from torch.optim.lr_scheduler import LambdaLR
 
     warmup = int(round(config.warmup_ratio * total_steps))
     if config.schedule == "cosine":
-        return get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
+        return LambdaLR(optimizer, partial(_cosine_with_warmup, warmup=warmup, total=total_steps))
     if config.schedule == "linear":
-        return get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
-    return get_constant_schedule_with_warmup(optimizer, warmup)
+        return LambdaLR(optimizer, partial(_linear_with_warmup, warmup=warmup, total=total_steps))
+    return LambdaLR(optimizer, partial(_constant_with_warmup, warmup=warmup))
 
 
 @dataclass
