@@ -20,10 +20,15 @@ LONGEST_ALONE = "tests/test_pipeline_e2e.py::test_aihub_source_on_a_release_shap
 # run at the same time as each other (one xdist group).
 TORCHRUN = ("tests/test_distributed.py::", "tests/test_gpu_paths.py::test_two_processes_fit_every_encoder_family")
 
-if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: one torch thread each in-process
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # The workers share the cores: each gets its share for torch in-process and, through OMP_NUM_THREADS (which
+    # core.device.thread_budget reads first), for every stage, DVC and koemo process its tests start. Two stages at
+    # `runtime.threads: auto` (every core each) on two busy workers would oversubscribe the cores.
+    THREADS = max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 # The tests on the demo repo, in two xdist work units (each runs its tests in order on its worker's own copy of the

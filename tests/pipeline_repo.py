@@ -18,6 +18,7 @@ BIN = Path(sys.executable).parent
 
 SMALL = {  # a corpus and models small enough for the whole pipeline to run in a few CPU minutes
     "demo": {"size": 150},
+    "text": {"encoders": ["tiny-roberta", "tiny-electra"]},  # two families embedded (BERT's: test_text_encoders, real_hub)
     "train": {"folds": 2, "patience": 1},
     "train_text": {"epochs": 2},
     "train_audio": {"epochs": 2},

@@ -64,7 +64,7 @@ def test_predict_reproduces_the_pipelines_test_probabilities(demo_repo):
     labels = pd.read_parquet(demo_repo.root / "data/labels.parquet")
     test = labels[labels["split"] == "test"].head(12)
     pd.DataFrame({"wav": test["wav_path"], "text": test["text"]}).to_csv(demo_repo.root / "batch.csv", index=False)
-    demo_repo.run("python", "-m", "koemo", "predict", "--csv", "batch.csv", "--out", "predicted.csv")
+    demo_repo.koemo("predict", "--csv", "batch.csv", "--out", "predicted.csv")
     predicted = pd.read_csv(demo_repo.root / "predicted.csv", keep_default_na=False)
     assert len(predicted) == len(test)
     classes = ["angry", "happiness", "neutral", "sadness"]
@@ -229,7 +229,7 @@ def test_switching_text_model_reruns_text_stages_only(demo_repo):
     assert demo_repo.status_is_clean()
 
 
-TEXT_SIDE = {"text_source", "text_embeddings@tiny-bert", "text_embeddings@tiny-roberta", "text_embeddings@tiny-electra",
+TEXT_SIDE = {"text_source", "text_embeddings@tiny-roberta", "text_embeddings@tiny-electra",
              "train_text", "train_tfidf", "train_multimodal", "train_fusion", "stack"}
 
 
@@ -286,7 +286,8 @@ def test_aihub_source_on_a_release_shaped_directory(tmp_path_factory):
     write_release(raw / "5차년도.csv", rows["5차년도.csv"], "utf-8-sig")
     write_release(raw / "5차년도_2차_19374.csv", rows["5차년도_2차_19374.csv"], "cp949", squeeze_4th=True)
     repo.set_params(data={"source": "aihub", "dir": "data/raw/aihub"})
-    repo.dvc("repro", "labels")
+    targets = ("labels", "egemaps_features", "train_tfidf")
+    repo.dvc("repro", *targets)
     corpus = repo.report("corpus")
     assert corpus["rows_read"] == 120 and corpus["rows_kept"] == 119
     assert corpus["dropped_by_reason"]["missing_wav"] == 1
@@ -294,23 +295,24 @@ def test_aihub_source_on_a_release_shaped_directory(tmp_path_factory):
     table = pd.read_parquet(repo.root / "data/labels.parquet").set_index("wav_id")
     for i in (0, 1, 2, 3, 50):
         assert table.loc[hex_id(i), "label"] == ["angry", "happiness", "neutral", "sadness"][i % 4]
-    assert repo.status_is_clean("labels")
+    assert repo.status_is_clean(*targets)
 
     # Only corpus watches the wav directory; a changed, added or removed wav reruns exactly what it affects.
-    targets = ("labels", "egemaps_features", "train_tfidf")
-    repo.dvc("repro", *targets)
     changed = raw / "4차년도" / f"{hex_id(0)}.wav"
     write_wav(changed, seconds=0.2, seed=1000)                      # same length, other samples
     assert set(json.loads(repo.dvc("status", "--json", "--with-deps", *targets).stdout)) == {"corpus"}
     # the ASR hears the changed wav too (transcribe reads every clip; text_source passes on the corpus transcript).
     asr = {"tiny_asr", "transcribe@tiny-whisper", "text_source"}  # a new or dropped row: the tiny ASR retrains too
     assert ran(repo.dvc("repro", *targets).stdout) - asr == {"corpus", "egemaps_features"}   # not labels, not the text model
-    write_wav(raw / "5차년도/5차_wav" / f"{hex_id(7)}.wav", seconds=0.2, seed=7)  # the missing wav arrives: a new row
+    # at once: the missing wav arrives (a new row) and another is removed (its row is dropped)
+    write_wav(raw / "5차년도/5차_wav" / f"{hex_id(7)}.wav", seconds=0.2, seed=7)
+    changed.unlink()
     assert ran(repo.dvc("repro", *targets).stdout) - asr == {"corpus", "labels", "egemaps_features", "train_tfidf"}
-    assert repo.report("corpus")["rows_kept"] == 120
-    changed.unlink()                                                # a wav removed: its row is dropped
-    assert ran(repo.dvc("repro", *targets).stdout) - asr == {"corpus", "labels", "egemaps_features", "train_tfidf"}
-    assert repo.report("corpus")["dropped_by_reason"]["missing_wav"] == 1
+    corpus = repo.report("corpus")
+    assert corpus["rows_kept"] == 119 and corpus["dropped_by_reason"]["missing_wav"] == 1
+    kept = set(pd.read_parquet(repo.root / "data/labels.parquet")["wav_id"])
+    assert hex_id(7) in kept and hex_id(0) not in kept
+    assert set(pd.read_parquet(repo.root / "data/predictions/tfidf.parquet")["wav_id"]) == kept
 
 
 @pytest.mark.slow(reason="covered faster: tests/test_gpu_paths.py::test_two_processes_fit_every_encoder_family (bert, "
